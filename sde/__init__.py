@@ -1,0 +1,3 @@
+"""sde: a Secure Data Environment for linked NHS patient records."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,83 @@
+"""The ``sde`` command. The only place that reads the environment (``SDE_HOME``,
+``SDE_MASTER_KEY``); everything below it takes plain values.
+
+Each command group lives in a module of this package and registers itself on ``main``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from sde.errors import SdeError
+from sde.services.home import Home, init_home, open_home, parse_key_override
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("SDE_HOME") or ".sde")
+
+
+def home_option(func: F) -> F:
+    """``--home DIR`` on every command (default ``$SDE_HOME``, else ``./.sde``)."""
+    return click.option(
+        "--home",
+        "home_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="State directory (default: $SDE_HOME, else ./.sde).",
+    )(func)
+
+
+def load_home(home_dir: Path | None) -> Home:
+    """Open the home named on the command line or by the environment."""
+    override = os.environ.get("SDE_MASTER_KEY")
+    key = parse_key_override(override) if override else None
+    return open_home(home_dir or default_home(), key_override=key)
+
+
+class SdeGroup(click.Group):
+    """Shows user-facing errors as one line, without a traceback, exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SdeError as exc:
+            click.secho(f"error: {exc}", fg="red", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=SdeGroup)
+@click.version_option(package_name="sde")
+def main() -> None:
+    """sde: a Secure Data Environment for linked NHS patient records."""
+
+
+@main.command()
+@home_option
+def init(home_dir: Path | None) -> None:
+    """Create a state directory: config, master key (0600), control database, lake."""
+    home = init_home(home_dir or default_home())
+    click.echo(f"initialised sde home at {home.root}")
+
+
+def _register() -> None:
+    # Imported for their side effect of adding commands to ``main``.
+    from sde.cli import (  # noqa: F401
+        audit,
+        demo,
+        extract,
+        ingest,
+        project,
+        release,
+        synth,
+    )
+
+
+_register()

@@ -1,0 +1,1 @@
+"""`sde audit` commands (to be written)."""

@@ -1,0 +1,1 @@
+"""`sde demo` commands (to be written)."""

@@ -1,0 +1,1 @@
+"""`sde extract` commands (to be written)."""

@@ -1,0 +1,1 @@
+"""`sde ingest` commands (to be written)."""

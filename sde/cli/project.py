@@ -1,0 +1,1 @@
+"""`sde project` commands (to be written)."""

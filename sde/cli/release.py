@@ -1,0 +1,1 @@
+"""`sde release` commands (to be written)."""

@@ -1,0 +1,1 @@
+"""`sde synth` commands (to be written)."""

@@ -1,0 +1,1 @@
+"""Pure domain rules: no I/O, no adapters. Everything here is unit-testable."""
