@@ -1,0 +1,229 @@
+"""Build a project's extract: linked zone → project zone.
+
+Only the approved datasets and columns; opt-outs applied (national data opt-out unless
+the project is exempt, type 1 for GP data); ``pid`` replaced by the project pseudonym
+``patient_id``; the source Delta versions pinned in the manifest so the extract can be
+rebuilt exactly. Streams in Arrow batches, so memory stays flat on large tables.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import DeltaTable, write_deltalake
+
+from sde.domain.optouts import REGISTERS, registers_for
+from sde.domain.pseudonyms import ProjectPseudonymiser
+from sde.errors import InputError, NotFound
+from sde.services.home import Home
+from sde.services.ports import AuditSink
+
+PATIENT_ID = "patient_id"
+LINK_COLUMN = "pid"
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class ExtractRequest:
+    """What the project's approval allows, as plain values."""
+
+    project_id: str
+    purpose: str
+    national_opt_out_applies: bool
+    datasets: Mapping[str, tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class TableManifest:
+    dataset: str
+    columns: list[str]
+    source_version: int
+    rows_in_source: int
+    rows_written: int
+    rows_removed_by_opt_out: int
+    opt_outs_applied: list[str]
+    version: int
+
+
+@dataclass(frozen=True)
+class ExtractManifest:
+    project_id: str
+    built_at: str
+    built_by: str
+    opt_out_versions: dict[str, int]
+    tables: dict[str, TableManifest] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> ExtractManifest:
+        tables_raw = data.get("tables")
+        if not isinstance(tables_raw, dict):
+            raise InputError("the extract manifest has no tables")
+        return cls(
+            project_id=str(data["project_id"]),
+            built_at=str(data["built_at"]),
+            built_by=str(data["built_by"]),
+            opt_out_versions={str(k): int(v) for k, v in dict(data["opt_out_versions"]).items()},  # type: ignore[call-overload]
+            tables={name: TableManifest(**t) for name, t in tables_raw.items()},
+        )
+
+
+def extract_dir(home: Home, project_id: str) -> Path:
+    return home.project_dir(project_id) / "extract"
+
+
+def read_manifest(home: Home, project_id: str) -> ExtractManifest:
+    path = extract_dir(home, project_id) / MANIFEST
+    if not path.exists():
+        raise NotFound(f"project {project_id} has no extract yet; run `sde extract {project_id}`")
+    return ExtractManifest.from_json(json.loads(path.read_text()))
+
+
+def _opt_out_pids(home: Home, register: str) -> tuple[pa.Array, int]:
+    path = home.linked / register
+    if not (path / "_delta_log").exists():
+        # Fail closed: an extract built without the register would ignore the opt-outs.
+        raise InputError(
+            f"the {register} register has not been ingested; ingest it before building extracts"
+        )
+    table = DeltaTable(str(path))
+    pids = table.to_pyarrow_dataset().to_table(columns=[LINK_COLUMN]).column(LINK_COLUMN)
+    return pc.unique(pids.combine_chunks()), table.version()
+
+
+def build_extract(
+    home: Home,
+    request: ExtractRequest,
+    origins: Mapping[str, str],
+    *,
+    actor: str,
+    audit: AuditSink | None = None,
+    batch_rows: int = 131_072,
+) -> ExtractManifest:
+    """Write the project's extract tables and manifest. Overwrites an earlier extract of
+    the same project (a refresh), as a new Delta version of each table."""
+    if not request.datasets:
+        raise InputError(f"project {request.project_id} has no approved datasets")
+    registers: dict[str, pa.Array] = {}
+    register_versions: dict[str, int] = {}
+    for name in REGISTERS:
+        registers[name], register_versions[name] = _opt_out_pids(home, name)
+
+    pseudonymiser = ProjectPseudonymiser(home.master_key(), request.project_id)
+    out_dir = extract_dir(home, request.project_id)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest = ExtractManifest(
+        project_id=request.project_id,
+        built_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        built_by=actor,
+        opt_out_versions=register_versions,
+    )
+    for dataset, columns in sorted(request.datasets.items()):
+        if dataset not in origins:
+            raise InputError(f"dataset {dataset} has no spec; it cannot be extracted")
+        applied = registers_for(origins[dataset], request.purpose, request.national_opt_out_applies)
+        excluded = pa.chunked_array(
+            [registers[r] for r in sorted(applied)], type=pa.string()
+        ).combine_chunks()
+        manifest.tables[dataset] = _extract_table(
+            home,
+            dataset,
+            list(columns),
+            excluded,
+            sorted(applied),
+            pseudonymiser,
+            out_dir,
+            batch_rows,
+        )
+
+    (out_dir / MANIFEST).write_text(json.dumps(manifest.to_json(), indent=2, sort_keys=True))
+    if audit is not None:
+        audit.record(
+            actor,
+            "extract.build",
+            request.project_id,
+            {
+                "tables": {
+                    name: {
+                        "rows": t.rows_written,
+                        "removed_by_opt_out": t.rows_removed_by_opt_out,
+                        "source_version": t.source_version,
+                        "version": t.version,
+                    }
+                    for name, t in manifest.tables.items()
+                },
+                "opt_out_versions": register_versions,
+            },
+        )
+    return manifest
+
+
+def _extract_table(
+    home: Home,
+    dataset: str,
+    columns: list[str],
+    excluded: pa.Array,
+    applied: list[str],
+    pseudonymiser: ProjectPseudonymiser,
+    out_dir: Path,
+    batch_rows: int,
+) -> TableManifest:
+    source_path = home.linked / dataset
+    if not (source_path / "_delta_log").exists():
+        raise NotFound(f"dataset {dataset} has not been ingested")
+    source = DeltaTable(str(source_path))
+    source_version = source.version()
+    ds = source.to_pyarrow_dataset()
+    available = set(ds.schema.names)
+    wanted = [c for c in columns if c != LINK_COLUMN]
+    unknown = [c for c in wanted if c not in available]
+    if unknown:
+        raise InputError(f"approved columns not in dataset {dataset}: {', '.join(sorted(unknown))}")
+    if LINK_COLUMN not in available:
+        raise InputError(f"dataset {dataset} has no {LINK_COLUMN} column")
+
+    out_schema = pa.schema(
+        [pa.field(PATIENT_ID, pa.string(), nullable=False)] + [ds.schema.field(c) for c in wanted]
+    )
+    counts = {"in": 0, "out": 0}
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for batch in ds.to_batches(columns=[LINK_COLUMN, *wanted], batch_size=batch_rows):
+            counts["in"] += batch.num_rows
+            keep = pc.invert(pc.is_in(batch.column(LINK_COLUMN), value_set=excluded))
+            batch = batch.filter(keep)
+            if batch.num_rows == 0:
+                continue
+            pids = batch.column(LINK_COLUMN)
+            distinct = pc.unique(pids)
+            mapped = pa.array(
+                [pseudonymiser.pseudonym(p) for p in distinct.to_pylist()], type=pa.string()
+            )
+            patient_ids = pc.take(mapped, pc.index_in(pids, value_set=distinct))
+            counts["out"] += batch.num_rows
+            yield pa.RecordBatch.from_arrays(
+                [patient_ids, *[batch.column(c) for c in wanted]], schema=out_schema
+            )
+
+    reader = pa.RecordBatchReader.from_batches(out_schema, batches())
+    target = out_dir / dataset
+    write_deltalake(str(target), reader, mode="overwrite", schema_mode="overwrite")
+    version = DeltaTable(str(target)).version()
+    return TableManifest(
+        dataset=dataset,
+        columns=[PATIENT_ID, *wanted],
+        source_version=source_version,
+        rows_in_source=counts["in"],
+        rows_written=counts["out"],
+        rows_removed_by_opt_out=counts["in"] - counts["out"],
+        opt_outs_applied=applied,
+        version=version,
+    )
