@@ -1,0 +1,262 @@
+# METADATA
+# title: Release from the airlock
+# description: |
+#   Can this release request be released? Safe outputs: an approved request whose
+#   every file passed its automatic checks and has a checksum, with enough independent
+#   approvals, none from the author, and no rejection. The input is built by
+#   sde.domain.policy.make_egress_input; see docs/policies.md.
+#   Undefined means deny: allow needs every positive fact below and no deny reason,
+#   so a missing or malformed input field never allows.
+package sde.egress
+
+# METADATA
+# title: Approvals required when the settings do not say
+default_approvals_required := 2
+
+# METADATA
+# title: Allowed
+# description: No deny reason, and every positive fact holds.
+default allow := false
+
+allow if {
+	count(deny) == 0
+	request_approved
+	has_files
+	all_files_passed_checks
+	all_files_hashed
+	approvals_required_valid
+	enough_approvals
+	author_known
+	author_did_not_approve
+	no_rejections
+	all_decisions_known
+}
+
+# --- Normalised parts of the input (a part of the wrong type becomes empty) --------
+
+settings := input.settings if {
+	is_object(input.settings)
+} else := {}
+
+request := input.request if {
+	is_object(input.request)
+} else := {}
+
+files := request.files if {
+	is_array(request.files)
+} else := []
+
+reviews := request.reviews if {
+	is_array(request.reviews)
+} else := []
+
+approvals_required := object.get(settings, "approvals_required", default_approvals_required)
+
+author := request.author if is_id(request.author)
+
+# METADATA
+# title: Approvers
+# description: Distinct reviewers who approved.
+approvers contains review.reviewer if {
+	some review in reviews
+	review.decision == "approve"
+	is_id(review.reviewer)
+}
+
+# Rejecting reviews, whoever (or whatever) names the reviewer.
+rejections := [review |
+	some review in reviews
+	review.decision == "reject"
+]
+
+# The author as a set: empty when the request names no author.
+authors contains name if name := author
+
+# METADATA
+# title: Independent approvers
+# description: Approvers other than the author.
+independent_approvers := approvers - authors
+
+# --- Positive facts ----------------------------------------------------------------
+
+request_approved if request.status == "approved"
+
+has_files if count(files) > 0
+
+all_files_passed_checks if {
+	every file in files {
+		checks_passed(file)
+	}
+}
+
+all_files_hashed if {
+	every file in files {
+		hashed(file)
+	}
+}
+
+# METADATA
+# title: Valid approvals setting
+# description: A whole number of at least 1; anything else fails closed.
+approvals_required_valid if {
+	is_number(approvals_required)
+	approvals_required >= 1
+	floor(approvals_required) == approvals_required
+}
+
+enough_approvals if {
+	approvals_required_valid
+	count(independent_approvers) >= approvals_required
+}
+
+author_known if author
+
+author_did_not_approve if {
+	author_known
+	not author in approvers
+}
+
+no_rejections if count(rejections) == 0
+
+all_decisions_known if {
+	every review in reviews {
+		decision_known(review)
+	}
+}
+
+# --- Deny reasons ------------------------------------------------------------------
+
+# METADATA
+# title: Not approved
+deny contains msg if {
+	not request_approved
+	msg := sprintf(
+		"the release request has status %s, not approved",
+		[text_field(request, "status")],
+	)
+}
+
+# METADATA
+# title: No files
+deny contains "the release request has no files" if not has_files
+
+# METADATA
+# title: File without checks
+deny contains msg if {
+	some file in files
+	not has_checks(file)
+	msg := sprintf("file %s has no automatic checks", [file_name(file)])
+}
+
+# METADATA
+# title: Check not passed
+deny contains msg if {
+	some file in files
+	has_checks(file)
+	some check in file.checks
+	not check_passed(check)
+	msg := sprintf(
+		"check %s on file %s did not pass (status %s)",
+		[text_field(check, "name"), file_name(file), text_field(check, "status")],
+	)
+}
+
+# METADATA
+# title: No checksum
+deny contains msg if {
+	some file in files
+	not hashed(file)
+	msg := sprintf("file %s has no SHA-256 checksum", [file_name(file)])
+}
+
+# METADATA
+# title: Approvals setting invalid
+deny contains msg if {
+	not approvals_required_valid
+	msg := "the approvals_required setting must be a whole number of at least 1"
+}
+
+# METADATA
+# title: Too few approvals
+deny contains msg if {
+	approvals_required_valid
+	count(independent_approvers) < approvals_required
+	msg := sprintf(
+		"the release request has %d of the %d independent approvals required",
+		[count(independent_approvers), approvals_required],
+	)
+}
+
+# METADATA
+# title: No author
+deny contains "the release request has no author on record" if not author_known
+
+# METADATA
+# title: Author approved
+deny contains msg if {
+	author in approvers
+	msg := sprintf("the author %s cannot approve their own release request", [author])
+}
+
+# METADATA
+# title: Rejected
+deny contains msg if {
+	some review in rejections
+	msg := sprintf("reviewer %s rejected the release request", [text_field(review, "reviewer")])
+}
+
+# METADATA
+# title: Unknown review decision
+deny contains msg if {
+	some review in reviews
+	not decision_known(review)
+	msg := sprintf(
+		"the review by %s has a decision that is neither approve nor reject",
+		[text_field(review, "reviewer")],
+	)
+}
+
+# --- Functions ---------------------------------------------------------------------
+
+has_checks(file) if {
+	is_array(file.checks)
+	count(file.checks) > 0
+}
+
+check_passed(check) if check.status == "pass"
+
+hashed(file) if is_sha256(file.sha256)
+
+decision_known(review) if review.decision in {"approve", "reject"}
+
+# METADATA
+# title: Checks passed
+# description: The file has at least one automatic check, and every one passed.
+checks_passed(file) if {
+	has_checks(file)
+	every check in file.checks {
+		check_passed(check)
+	}
+}
+
+file_name(file) := file.name if {
+	is_id(file.name)
+} else := "(unnamed)"
+
+is_sha256(x) if {
+	is_string(x)
+	regex.match(`^[0-9a-f]{64}$`, x)
+}
+
+is_id(x) if {
+	is_string(x)
+	x != ""
+}
+
+# METADATA
+# title: Text field
+# description: A field of an object as text for a message, whatever the object holds.
+text_field(obj, key) := obj[key] if {
+	is_object(obj)
+	is_string(obj[key])
+} else := "(missing or not text)"

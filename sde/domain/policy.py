@@ -1,0 +1,491 @@
+"""Policy decisions: the port to a Rego engine, and the inputs it is asked about.
+
+Services never write Rego inputs by hand: they call a pure ``make_*_input`` builder with
+plain values (strings, dates, lists) and get back a fresh JSON-able ``dict``, then ask a
+``PolicyEngine`` for a ``Decision``. The policies themselves live in the repository's
+``policies/`` folder (``sde.access``, ``sde.egress``); ``docs/policies.md`` describes each
+input document and every reason a policy can give.
+
+``CANARIES`` are decisions whose answer is known. An engine runs them at start-up and
+refuses to start if one comes back wrong, so a broken engine or a broken policy cannot
+quietly allow.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Final, Protocol
+
+from sde.errors import InputError, PolicyDenied
+
+ACCESS: Final = "sde.access"
+EGRESS: Final = "sde.egress"
+
+OPEN_WORKSPACE: Final = "open_workspace"
+READ_DATASET: Final = "read_dataset"
+BUILD_EXTRACT: Final = "build_extract"
+ACCESS_ACTIONS: Final = (OPEN_WORKSPACE, READ_DATASET, BUILD_EXTRACT)
+
+RESEARCHER: Final = "researcher"
+OPERATOR: Final = "operator"
+
+APPROVED: Final = "approved"
+CHECK_OK: Final = "pass"
+APPROVE: Final = "approve"
+REJECT: Final = "reject"
+REVIEW_DECISIONS: Final = (APPROVE, REJECT)
+
+ENGINE_ERROR_PREFIX: Final = "policy engine error: "
+
+_ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A policy's answer. A refusal carries the reasons the policy gave, in words a
+    researcher or checker understands; an allow carries none."""
+
+    allow: bool
+    reasons: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.allow, bool):
+            raise TypeError("Decision.allow must be a bool")
+        if not isinstance(self.reasons, tuple) or not all(
+            isinstance(reason, str) for reason in self.reasons
+        ):
+            raise TypeError("Decision.reasons must be a tuple of str")
+        if self.allow and self.reasons:
+            raise ValueError("an allowing Decision carries no refusal reasons")
+
+    @classmethod
+    def engine_error(cls, problem: str) -> Decision:
+        """The refusal an engine gives when it cannot decide (fail closed)."""
+        return cls(allow=False, reasons=(ENGINE_ERROR_PREFIX + problem,))
+
+    @property
+    def is_engine_error(self) -> bool:
+        return any(reason.startswith(ENGINE_ERROR_PREFIX) for reason in self.reasons)
+
+    def require(self, what: str) -> None:
+        """Raise ``PolicyDenied`` naming ``what`` was refused, unless allowed."""
+        if not self.allow:
+            raise PolicyDenied(what, list(self.reasons))
+
+
+class PolicyEngine(Protocol):
+    """Evaluates one policy package (``sde.access``) for one input document.
+
+    Fails closed: an engine error, an undefined result or an unknown package is a
+    ``Decision(allow=False, ...)`` with a reason starting ``policy engine error:``,
+    never an exception and never an allow.
+    """
+
+    def decide(self, package: str, input: Mapping[str, object]) -> Decision: ...
+
+
+# --- Input builders -------------------------------------------------------------------
+
+
+def make_access_input(
+    *,
+    action: str,
+    today: dt.date,
+    person_id: str | None,
+    project_id: str | None,
+    role: str = RESEARCHER,
+    accredited_until: dt.date | str | None = None,
+    banned_until: dt.date | str | None = None,
+    project_status: str | None = None,
+    members: Iterable[str] = (),
+    start_date: dt.date | str | None = None,
+    end_date: dt.date | str | None = None,
+    approved_datasets: Mapping[str, Iterable[str]] | None = None,
+    dataset: str | None = None,
+    columns: Iterable[str] = (),
+) -> dict[str, object]:
+    """The ``sde.access`` input: can ``person_id`` do ``action`` on ``project_id`` today?
+
+    ``person_id`` / ``project_id`` of ``None`` mean "not found" (the policy refuses).
+    ``approved_datasets`` maps each approved dataset to its approved columns. ``dataset``
+    and ``columns`` are what a ``read_dataset`` asks for. Dates are ``datetime.date`` or
+    ISO ``YYYY-MM-DD`` strings; ``None`` means no date on record (no accreditation, no
+    ban, no start or end).
+    """
+    person: dict[str, object] | None = None
+    if person_id is not None:
+        person = {
+            "id": _text("person_id", person_id),
+            "role": _text("role", role),
+            "accredited_until": _iso_date("accredited_until", accredited_until),
+            "banned_until": _iso_date("banned_until", banned_until),
+        }
+    project: dict[str, object] | None = None
+    if project_id is not None:
+        project = {
+            "id": _text("project_id", project_id),
+            "status": None if project_status is None else _text("project_status", project_status),
+            "members": sorted(set(_texts("members", members))),
+            "start_date": _iso_date("start_date", start_date),
+            "end_date": _iso_date("end_date", end_date),
+            "datasets": {
+                _text("approved_datasets", name): _texts(f"approved columns of {name}", cols)
+                for name, cols in sorted((approved_datasets or {}).items())
+            },
+        }
+    return {
+        "action": _text("action", action),
+        "today": _iso_date("today", today),
+        "person": person,
+        "project": project,
+        "request": {
+            "dataset": None if dataset is None else _text("dataset", dataset),
+            "columns": _texts("columns", columns),
+        },
+    }
+
+
+@dataclass(frozen=True)
+class ReleaseFileFacts:
+    """What the egress policy needs to know about one file of a release request:
+    its name, its SHA-256 checksum (hex) and each automatic check's status by name."""
+
+    name: str
+    sha256: str | None
+    checks: Mapping[str, str] = field(default_factory=dict)
+
+
+def make_egress_input(
+    *,
+    request_id: str,
+    author: str | None,
+    status: str,
+    files: Iterable[ReleaseFileFacts],
+    reviews: Iterable[tuple[str, str]],
+    approvals_required: int | None = None,
+) -> dict[str, object]:
+    """The ``sde.egress`` input: can release request ``request_id`` be released?
+
+    ``reviews`` are ``(reviewer, decision)`` pairs, decision ``approve`` or ``reject``.
+    ``approvals_required`` of ``None`` leaves the policy's default (2); a value below 1
+    is passed on so the policy refuses it (fail closed).
+    """
+    if approvals_required is not None and (
+        isinstance(approvals_required, bool) or not isinstance(approvals_required, int)
+    ):
+        raise InputError("approvals_required must be a whole number")
+    file_docs: list[dict[str, object]] = []
+    for facts in files:
+        if not isinstance(facts, ReleaseFileFacts):
+            raise InputError("each file must be given as ReleaseFileFacts")
+        file_docs.append(
+            {
+                "name": _text("file name", facts.name),
+                "sha256": None if facts.sha256 is None else _text("sha256", facts.sha256),
+                "checks": [
+                    {"name": _text("check name", name), "status": _text("check status", state)}
+                    for name, state in sorted(facts.checks.items())
+                ],
+            }
+        )
+    review_docs: list[dict[str, object]] = []
+    for review in reviews:
+        if not isinstance(review, tuple) or len(review) != 2:
+            raise InputError("each review must be a (reviewer, decision) pair")
+        reviewer, decision = review
+        review_docs.append(
+            {"reviewer": _text("reviewer", reviewer), "decision": _text("decision", decision)}
+        )
+    settings: dict[str, object] = {}
+    if approvals_required is not None:
+        settings["approvals_required"] = approvals_required
+    return {
+        "settings": settings,
+        "request": {
+            "id": _text("request_id", request_id),
+            "author": None if author is None else _text("author", author),
+            "status": _text("status", status),
+            "files": file_docs,
+            "reviews": review_docs,
+        },
+    }
+
+
+def _text(what: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise InputError(f"{what} must be text")
+    return value
+
+
+def _texts(what: str, values: Iterable[str]) -> list[str]:
+    if isinstance(values, str | bytes):
+        raise InputError(f"{what} must be a list of names, not a single string")
+    return [_text(what, value) for value in values]
+
+
+def _iso_date(what: str, value: dt.date | str | None) -> str | None:
+    """``YYYY-MM-DD``: the policies compare dates as ISO text."""
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        value = value.date()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, str) and _ISO_DATE.match(value):
+        try:
+            return dt.date.fromisoformat(value).isoformat()
+        except ValueError:
+            pass
+    raise InputError(f"{what} is not a date (YYYY-MM-DD)")
+
+
+# --- Canary decisions -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Canary:
+    """A decision whose answer is known. ``reason`` (for a refusal) is text one of the
+    policy's reasons must contain, so a refusal for the wrong reason (an engine error,
+    say) is caught too."""
+
+    name: str
+    package: str
+    input: Mapping[str, object]
+    allow: bool
+    reason: str | None = None
+
+
+def canary_problem(canary: Canary, decision: Decision) -> str | None:
+    """What is wrong with ``decision`` as the answer to ``canary``, or ``None``."""
+    if canary.allow:
+        if decision.allow:
+            return None
+        return f"expected allow, got refusal: {'; '.join(decision.reasons) or 'no reason'}"
+    if decision.allow:
+        return "expected refusal, got allow"
+    if decision.is_engine_error:
+        return f"expected a policy refusal, got: {'; '.join(decision.reasons)}"
+    if canary.reason is not None and not any(canary.reason in r for r in decision.reasons):
+        return f"expected a reason containing {canary.reason!r}, got: {'; '.join(decision.reasons)}"
+    return None
+
+
+_CANARY_DAY = dt.date(2025, 6, 1)
+_SHA = "0" * 63 + "1"
+
+
+def _access(**changes: object) -> dict[str, object]:
+    values: dict[str, object] = {
+        "action": READ_DATASET,
+        "today": _CANARY_DAY,
+        "person_id": "canary-researcher",
+        "project_id": "canary-project",
+        "accredited_until": dt.date(2025, 12, 31),
+        "project_status": APPROVED,
+        "members": ["canary-researcher", "canary-other"],
+        "start_date": dt.date(2025, 1, 1),
+        "end_date": dt.date(2026, 12, 31),
+        "approved_datasets": {"events": ["pid", "event_date", "code"], "admissions": ["pid"]},
+        "dataset": "events",
+        "columns": ["pid", "event_date", "code"],
+    }
+    values.update(changes)
+    return make_access_input(**values)  # type: ignore[arg-type]
+
+
+def _egress(**changes: object) -> dict[str, object]:
+    values: dict[str, object] = {
+        "request_id": "canary-request",
+        "author": "canary-author",
+        "status": APPROVED,
+        "files": [
+            ReleaseFileFacts(
+                "table1.csv", _SHA, {"small_numbers": CHECK_OK, "dominance": CHECK_OK}
+            ),
+            ReleaseFileFacts("figure1.csv", _SHA, {"small_numbers": CHECK_OK}),
+        ],
+        "reviews": [("canary-checker-1", APPROVE), ("canary-checker-2", APPROVE)],
+    }
+    values.update(changes)
+    return make_egress_input(**values)  # type: ignore[arg-type]
+
+
+def _without(document: dict[str, object], *path: str) -> dict[str, object]:
+    """A copy of ``document`` with the field at ``path`` removed (a missing field)."""
+    head, *rest = path
+    copy = dict(document)
+    if rest:
+        inner = copy[head]
+        assert isinstance(inner, dict)
+        copy[head] = _without(inner, *rest)
+    else:
+        del copy[head]
+    return copy
+
+
+CANARIES: tuple[Canary, ...] = (
+    # sde.access
+    Canary("member reads approved columns", ACCESS, _access(), allow=True),
+    Canary(
+        "operator builds an extract",
+        ACCESS,
+        _access(action=BUILD_EXTRACT, person_id="canary-operator", role=OPERATOR),
+        allow=True,
+    ),
+    Canary("empty input", ACCESS, {}, allow=False, reason="person is not known"),
+    Canary(
+        "accreditation expired yesterday",
+        ACCESS,
+        _access(accredited_until=dt.date(2025, 5, 31)),
+        allow=False,
+        reason="expired on 2025-05-31",
+    ),
+    Canary(
+        "no accreditation field",
+        ACCESS,
+        _without(_access(), "person", "accredited_until"),
+        allow=False,
+        reason="no accreditation",
+    ),
+    Canary(
+        "banned until today",
+        ACCESS,
+        _access(banned_until=_CANARY_DAY),
+        allow=False,
+        reason="banned until",
+    ),
+    Canary(
+        "not a member",
+        ACCESS,
+        _access(members=["canary-other"]),
+        allow=False,
+        reason="not a member",
+    ),
+    Canary(
+        "operator opens a workspace without membership",
+        ACCESS,
+        _access(action=OPEN_WORKSPACE, person_id="canary-operator", role=OPERATOR),
+        allow=False,
+        reason="not a member",
+    ),
+    Canary(
+        "project suspended",
+        ACCESS,
+        _access(project_status="suspended"),
+        allow=False,
+        reason="status suspended",
+    ),
+    Canary(
+        "project ended",
+        ACCESS,
+        _access(end_date=dt.date(2025, 5, 31)),
+        allow=False,
+        reason="ended on",
+    ),
+    # every requested column must be approved: only the last one is not
+    Canary(
+        "one column outside the approval",
+        ACCESS,
+        _access(columns=["pid", "event_date", "code", "free_text"]),
+        allow=False,
+        reason="column free_text",
+    ),
+    Canary(
+        "dataset not approved",
+        ACCESS,
+        _access(dataset="deaths", columns=["pid"]),
+        allow=False,
+        reason="dataset deaths is not approved",
+    ),
+    Canary("unknown action", ACCESS, _access(action="delete"), allow=False, reason="action"),
+    # sde.egress
+    Canary("two independent approvals, all checks passed", EGRESS, _egress(), allow=True),
+    Canary("empty input", EGRESS, {}, allow=False, reason="no files"),
+    # every check of every file must pass: only the last check of one file fails
+    Canary(
+        "one check failed",
+        EGRESS,
+        _egress(
+            files=[
+                ReleaseFileFacts(
+                    "table1.csv", _SHA, {"dominance": CHECK_OK, "small_numbers": "fail"}
+                ),
+                ReleaseFileFacts("figure1.csv", _SHA, {"small_numbers": CHECK_OK}),
+            ]
+        ),
+        allow=False,
+        reason="check small_numbers on file table1.csv did not pass",
+    ),
+    Canary(
+        "file without checks",
+        EGRESS,
+        _egress(files=[ReleaseFileFacts("table1.csv", _SHA, {})]),
+        allow=False,
+        reason="no automatic checks",
+    ),
+    Canary(
+        "file without checksum",
+        EGRESS,
+        _egress(files=[ReleaseFileFacts("table1.csv", None, {"small_numbers": CHECK_OK})]),
+        allow=False,
+        reason="no SHA-256 checksum",
+    ),
+    Canary(
+        "one approval",
+        EGRESS,
+        _egress(reviews=[("canary-checker-1", APPROVE)]),
+        allow=False,
+        reason="1 of the 2",
+    ),
+    Canary(
+        "same checker approves twice",
+        EGRESS,
+        _egress(reviews=[("canary-checker-1", APPROVE), ("canary-checker-1", APPROVE)]),
+        allow=False,
+        reason="1 of the 2",
+    ),
+    Canary(
+        "author approves",
+        EGRESS,
+        _egress(
+            reviews=[
+                ("canary-checker-1", APPROVE),
+                ("canary-checker-2", APPROVE),
+                ("canary-author", APPROVE),
+            ]
+        ),
+        allow=False,
+        reason="cannot approve their own",
+    ),
+    Canary(
+        "a checker rejected",
+        EGRESS,
+        _egress(
+            reviews=[
+                ("canary-checker-1", APPROVE),
+                ("canary-checker-2", APPROVE),
+                ("canary-checker-3", REJECT),
+            ]
+        ),
+        allow=False,
+        reason="rejected",
+    ),
+    Canary(
+        "zero approvals required",
+        EGRESS,
+        _egress(approvals_required=0),
+        allow=False,
+        reason="approvals_required",
+    ),
+    Canary(
+        "not approved yet",
+        EGRESS,
+        _egress(status="in_review"),
+        allow=False,
+        reason="status in_review",
+    ),
+    Canary("no files", EGRESS, _egress(files=[]), allow=False, reason="no files"),
+)

@@ -1,0 +1,397 @@
+"""The policies under the real OPA: their Rego tests, strict checks, and a corpus of inputs
+replayed through both the embedded engine (regopy) and ``opa eval``, which must agree.
+
+The OPA binary is built from its Go module by ``SDE_SETUP_OPA=1 bash scripts/setup.sh``
+into ``<repository>/.build/bin/opa``; without it these tests fail (they are not skipped).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from sde.adapters.rego_embedded import RegoEmbeddedEngine, default_policy_dir
+from sde.domain.policy import ACCESS, CANARIES, EGRESS
+
+pytestmark = pytest.mark.opa
+
+REPO = Path(__file__).resolve().parents[2]
+OPA = REPO / ".build" / "bin" / "opa"
+POLICIES = REPO / "policies"
+SHA = "0123456789abcdef" * 4
+MISSING = object()  # a field left out of the input altogether
+
+Case = tuple[str, dict[str, object]]
+
+
+@pytest.fixture(scope="module")
+def opa() -> Path:
+    if not (OPA.is_file() and os.access(OPA, os.X_OK)):
+        pytest.fail(
+            f"the OPA binary {OPA} is missing: "
+            "build it with `SDE_SETUP_OPA=1 bash scripts/setup.sh`"
+        )
+    return OPA
+
+
+def run_opa(opa: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(opa), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=REPO,
+    )
+
+
+def test_rego_tests_pass_under_opa(opa: Path) -> None:
+    result = run_opa(opa, "test", str(POLICIES), "-v")
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = re.search(r"^PASS: (\d+)/(\d+)$", result.stdout, re.MULTILINE)
+    assert summary is not None, result.stdout
+    passed, total = int(summary.group(1)), int(summary.group(2))
+    assert passed == total
+    assert total >= 50
+    for package in ("sde.access_test", "sde.egress_test"):
+        assert f"data.{package}.test_" in result.stdout, package
+
+
+def test_policies_pass_strict_check_and_are_formatted(opa: Path) -> None:
+    check = run_opa(opa, "check", "--strict", str(POLICIES))
+    assert check.returncode == 0, check.stdout + check.stderr
+    fmt = run_opa(opa, "fmt", "--list", str(POLICIES))
+    assert fmt.returncode == 0, fmt.stderr
+    assert fmt.stdout.strip() == "", f"not formatted (opa fmt): {fmt.stdout}"
+
+
+# --- the corpus: regopy and OPA must agree --------------------------------------------
+
+
+def with_path(document: dict[str, object], path: str, value: object) -> dict[str, object]:
+    """A deep copy of ``document`` with ``a/b/c`` set to ``value`` (or removed: MISSING)."""
+    result = copy.deepcopy(document)
+    *parents, last = path.split("/")
+    node: object = result
+    for key in parents:
+        assert isinstance(node, dict)
+        node = node[key]
+    assert isinstance(node, dict)
+    if value is MISSING:
+        node.pop(last, None)
+    else:
+        node[last] = copy.deepcopy(value)
+    return result
+
+
+ACCESS_BASE: dict[str, object] = {
+    "action": "read_dataset",
+    "today": "2025-06-01",
+    "person": {
+        "id": "r-ada",
+        "role": "researcher",
+        "accredited_until": "2025-12-31",
+        "banned_until": None,
+    },
+    "project": {
+        "id": "prj-1",
+        "status": "approved",
+        "members": ["r-ada", "r-bob"],
+        "start_date": "2025-01-01",
+        "end_date": "2026-12-31",
+        "datasets": {"events": ["pid", "event_date", "code"], "admissions": ["pid"]},
+    },
+    "request": {"dataset": "events", "columns": ["pid", "code"]},
+}
+
+# Each field's values: the first is the base value, the rest vary it (MISSING drops it).
+ACCESS_FIELDS: dict[str, list[object]] = {
+    "action": ["read_dataset", "open_workspace", "build_extract", "delete", None, MISSING, 3],
+    "today": [
+        "2025-06-01",
+        "2024-12-31",
+        "2027-01-01",
+        "2025-06-01T00:00:00Z",
+        "2025-06-00",
+        20250601,
+        MISSING,
+    ],
+    "person/id": ["r-ada", "r-eve", "op-1", "", 7, MISSING],
+    "person/role": ["researcher", "operator", MISSING, 3],
+    "person/accredited_until": [
+        "2025-12-31",
+        "2025-06-01",
+        "2025-05-31",
+        None,
+        MISSING,
+        "31/12/2025",
+        "2025-13-01",
+        ["2099-01-01"],
+    ],
+    "person/banned_until": [
+        None,
+        MISSING,
+        "2025-05-31",
+        "2025-06-01",
+        "2030-01-01",
+        "forever",
+        True,
+    ],
+    "project/id": ["prj-1", "", MISSING, 12],
+    "project/status": ["approved", "draft", "suspended", "closed", MISSING, 1],
+    "project/members": [["r-ada", "r-bob"], ["r-bob"], [], "r-ada", MISSING, ["op-1", "r-ada"]],
+    "project/start_date": ["2025-01-01", None, MISSING, "2025-06-01", "2025-06-02", "Jan 2025"],
+    "project/end_date": ["2026-12-31", None, MISSING, "2025-06-01", "2025-05-31", 2026],
+    "project/datasets": [
+        {"events": ["pid", "event_date", "code"], "admissions": ["pid"]},
+        {},
+        {"events": "pid"},
+        MISSING,
+        ["events"],
+    ],
+    "request/dataset": ["events", "admissions", "deaths", None, MISSING, 3],
+    "request/columns": [["pid", "code"], ["pid"], ["pid", "nhs_number"], [], "pid", [3], MISSING],
+}
+
+ACCESS_WHOLE: dict[str, list[object]] = {
+    "person": [None, MISSING, "r-ada", []],
+    "project": [None, MISSING, "prj-1"],
+    "request": [None, MISSING, ["events"]],
+}
+
+
+def access_cases() -> list[Case]:
+    cases: list[Case] = [("access: base", copy.deepcopy(ACCESS_BASE)), ("access: empty", {})]
+    # every variation of every field on its own
+    for path, values in ACCESS_FIELDS.items():
+        for value in values[1:]:
+            cases.append((f"access: {path}={value!r}", with_path(ACCESS_BASE, path, value)))
+    for path, values in ACCESS_WHOLE.items():
+        for value in values:
+            cases.append((f"access: {path}={value!r}", with_path(ACCESS_BASE, path, value)))
+    operator = with_path(with_path(ACCESS_BASE, "person/id", "op-1"), "person/role", "operator")
+    for action in ("build_extract", "open_workspace", "read_dataset"):
+        cases.append((f"access: operator {action}", with_path(operator, "action", action)))
+    # random combinations, mostly of base values so that some are allowed
+    rng = random.Random(20250601)
+    for number in range(60):
+        document = copy.deepcopy(ACCESS_BASE)
+        for path, values in ACCESS_FIELDS.items():
+            if rng.random() < 0.15:
+                document = with_path(document, path, rng.choice(values[1:]))
+        for path, values in ACCESS_WHOLE.items():
+            if rng.random() < 0.03:
+                document = with_path(document, path, rng.choice(values))
+        cases.append((f"access: random #{number}", document))
+    return cases
+
+
+def check(name: str, state: object = "pass") -> dict[str, object]:
+    return {"name": name, "status": state}
+
+
+def review(reviewer: object, decision: object) -> dict[str, object]:
+    return {"reviewer": reviewer, "decision": decision}
+
+
+TABLE: dict[str, object] = {
+    "name": "table1.csv",
+    "sha256": SHA,
+    "checks": [check("dominance"), check("small_numbers")],
+}
+FIGURE: dict[str, object] = {
+    "name": "figure1.csv",
+    "sha256": SHA,
+    "checks": [check("small_numbers")],
+}
+
+EGRESS_BASE: dict[str, object] = {
+    "settings": {},
+    "request": {
+        "id": "rr-1",
+        "author": "r-ada",
+        "status": "approved",
+        "files": [TABLE, FIGURE],
+        "reviews": [review("c-1", "approve"), review("c-2", "approve")],
+    },
+}
+
+EGRESS_FIELDS: dict[str, list[object]] = {
+    "settings": [
+        {},
+        {"approvals_required": 1},
+        {"approvals_required": 3},
+        {"approvals_required": 0},
+        {"approvals_required": -2},
+        {"approvals_required": 1.5},
+        {"approvals_required": 2.0},
+        {"approvals_required": "2"},
+        {"approvals_required": None},
+        MISSING,
+        "strict",
+    ],
+    "request/status": ["approved", "in_review", "released", "returned", MISSING, 5],
+    "request/author": ["r-ada", "", None, MISSING, 4, "c-1"],
+    "request/files": [
+        [TABLE, FIGURE],
+        [],
+        MISSING,
+        "table1.csv",
+        [TABLE],
+        [TABLE, {**FIGURE, "checks": [check("small_numbers", "fail")]}],
+        [{**TABLE, "checks": [check("dominance"), check("small_numbers", "warn")]}],
+        [{**TABLE, "checks": [check("dominance"), {"name": "small_numbers"}]}],
+        [{**TABLE, "checks": []}],
+        [{**TABLE, "checks": "pass"}],
+        [{k: v for k, v in TABLE.items() if k != "checks"}],
+        [{**TABLE, "sha256": None}],
+        [{**TABLE, "sha256": "abc"}],
+        [{**TABLE, "sha256": SHA.upper()}],
+        [{k: v for k, v in TABLE.items() if k != "name"}],
+        [{**TABLE, "name": 5}],
+        [TABLE, "figure1.csv"],
+        [{**TABLE, "checks": [7]}],
+    ],
+    "request/reviews": [
+        [review("c-1", "approve"), review("c-2", "approve")],
+        [],
+        MISSING,
+        [review("c-1", "approve")],
+        [review("c-1", "approve"), review("c-1", "approve")],
+        [review("c-1", "approve"), review("r-ada", "approve")],
+        [review("c-1", "approve"), review("c-2", "approve"), review("r-ada", "approve")],
+        [review("c-1", "approve"), review("c-2", "approve"), review("c-3", "reject")],
+        [review("c-1", "approve"), review("c-2", "approve"), review("c-3", "maybe")],
+        [review("c-1", "approve"), review("c-2", "approve"), {"reviewer": "c-3"}],
+        [review("c-1", "approve"), review(7, "approve")],
+        [review("c-1", "approve"), {"decision": "approve"}],
+        [review("c-1", "approve"), review("c-2", "approve"), {"decision": "reject"}],
+        [review("c-1", "approve"), review("c-2", "approve"), review("c-3", "approve")],
+        "c-1,c-2",
+    ],
+}
+
+
+def egress_cases() -> list[Case]:
+    cases: list[Case] = [("egress: base", copy.deepcopy(EGRESS_BASE)), ("egress: empty", {})]
+    for path, values in EGRESS_FIELDS.items():
+        for value in values[1:]:
+            cases.append((f"egress: {path}={value!r}", with_path(EGRESS_BASE, path, value)))
+    cases.append(("egress: request=None", with_path(EGRESS_BASE, "request", None)))
+    cases.append(("egress: request missing", with_path(EGRESS_BASE, "request", MISSING)))
+    rng = random.Random(42)
+    for number in range(60):
+        document = copy.deepcopy(EGRESS_BASE)
+        for path, values in EGRESS_FIELDS.items():
+            if rng.random() < 0.25:
+                document = with_path(document, path, rng.choice(values[1:]))
+        cases.append((f"egress: random #{number}", document))
+    return cases
+
+
+def opa_decision(
+    opa: Path, policy_dir: Path, package: str, document: dict[str, object]
+) -> tuple[bool, list[str]]:
+    result = run_opa(
+        opa,
+        "eval",
+        "--format",
+        "json",
+        "--strict-builtin-errors",
+        "-d",
+        str(policy_dir),
+        "-I",
+        f"data.{package}",
+        stdin=json.dumps(document),
+    )
+    assert result.returncode == 0, result.stderr
+    value = json.loads(result.stdout)["result"][0]["expressions"][0]["value"]
+    allow, deny = value["allow"], value["deny"]
+    assert isinstance(allow, bool)
+    assert isinstance(deny, list)
+    return allow, sorted(deny)
+
+
+@pytest.fixture(scope="module")
+def engine() -> RegoEmbeddedEngine:
+    return RegoEmbeddedEngine(default_policy_dir())
+
+
+def replay(
+    opa: Path, engine: RegoEmbeddedEngine, package: str, cases: list[Case]
+) -> tuple[list[str], int]:
+    """Disagreements between the engines (by case name), and how many cases allowed."""
+
+    def compare(case: Case) -> tuple[str | None, bool]:
+        name, document = case
+        allow, deny = opa_decision(opa, engine.policy_dir, package, document)
+        if allow == bool(deny):
+            return f"{name}: OPA gives allow={allow} with deny={deny}", allow
+        decision = engine.decide(package, document)
+        if decision.allow != allow or list(decision.reasons) != deny:
+            return f"{name}: OPA allow={allow} {deny}; regopy {decision}", allow
+        return None, allow
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(compare, cases))
+    problems = [problem for problem, _ in results if problem is not None]
+    return problems, sum(allow for _, allow in results)
+
+
+CORPORA: dict[str, Callable[[], list[Case]]] = {ACCESS: access_cases, EGRESS: egress_cases}
+
+
+@pytest.mark.policy
+@pytest.mark.parametrize("package", [ACCESS, EGRESS])
+def test_regopy_and_opa_agree_on_the_corpus(
+    opa: Path, engine: RegoEmbeddedEngine, package: str
+) -> None:
+    cases = CORPORA[package]()
+    assert len(cases) >= 100
+    assert len({name for name, _ in cases}) == len(cases)
+    problems, allowed = replay(opa, engine, package, cases)
+    assert problems == []
+    # the corpus means something only if it holds both answers
+    assert 5 <= allowed <= len(cases) - 50
+
+
+@pytest.mark.policy
+def test_regopy_and_opa_agree_on_the_canaries(opa: Path, engine: RegoEmbeddedEngine) -> None:
+    for package in (ACCESS, EGRESS):
+        cases = [
+            (canary.name, dict(canary.input)) for canary in CANARIES if canary.package == package
+        ]
+        problems, _ = replay(opa, engine, package, cases)
+        assert problems == [], package
+
+
+@pytest.mark.policy
+def test_the_corpus_catches_a_divergence(opa: Path, tmp_path: Path) -> None:
+    """``not f(x)`` with ``x`` undefined is true in regopy but undefined in OPA: a policy
+    written that way answers differently, and the replay must say so."""
+    folder = tmp_path / "policies"
+    shutil.copytree(POLICIES, folder)
+    source = (folder / "access.rego").read_text(encoding="utf-8")
+    diverging = source.replace(
+        'not is_string(object.get(input, "action", null))', "not is_string(input.action)"
+    )
+    assert diverging != source
+    (folder / "access.rego").write_text(diverging, encoding="utf-8")
+    cases = [
+        ("access: empty", {}),
+        ("access: no action", with_path(ACCESS_BASE, "action", MISSING)),
+        ("access: base", copy.deepcopy(ACCESS_BASE)),
+    ]
+    problems, _ = replay(opa, RegoEmbeddedEngine(folder), ACCESS, cases)
+    assert [problem.split(":")[1] for problem in problems] == [" empty", " no action"]
