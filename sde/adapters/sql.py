@@ -1,5 +1,941 @@
-"""SQL control plane (placeholder until the SQLAlchemy models land)."""
+"""The SQL control plane (SQLAlchemy 2 Core + Alembic): people, projects, release requests
+and the hash-chained audit log.
+
+SQLite file by default; PostgreSQL in a deployment. Nothing here decides anything: the
+rules live in ``sde.domain`` and the use cases in ``sde.services``. This module persists.
+
+Two guarantees:
+
+- **A write and its audit event are one transaction.** Every public write method of
+  :class:`ControlPlane` takes an :class:`~sde.domain.audit.AuditEntry` and appends it in
+  the same transaction as the change: both happen or neither does. A meta-test over the
+  class enforces it for every public method, found by introspection.
+- **The chain cannot fork.** Appends are serialised: SQLite write transactions start with
+  ``BEGIN IMMEDIATE`` (the database's write lock, taken before the chain head is read);
+  PostgreSQL write transactions take ``LOCK TABLE audit_events IN SHARE ROW EXCLUSIVE
+  MODE`` (one writer at a time, readers unaffected). ``seq`` is the primary key and
+  ``prev_hash`` is unique, so even a broken lock could not record two successors of one event.
+
+The ``audit_events`` table is append-only at the database level too (triggers refuse
+UPDATE and DELETE), and :meth:`SqlAuditLog.verify` detects what happens behind their back.
+
+Release files are held in the control plane as bytes (``release_files.content``) until
+release: the file, its checksum, its reviews and the audit row change together in one
+transaction, and nothing in the lake or a workspace can alter a file under review.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from hashlib import sha256
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Dialect, Engine, make_url
+from sqlalchemy.exc import IntegrityError
+
+from sde.domain.audit import (
+    GENESIS_HASH,
+    AuditEntry,
+    AuditEvent,
+    VerifyResult,
+    check_entry,
+    next_event,
+    verify_chain,
+)
+from sde.domain.projects import (
+    ApprovedDataset,
+    Member,
+    MemberRole,
+    Person,
+    PersonRole,
+    Project,
+    ProjectStatus,
+    Purpose,
+    ReleaseFile,
+    ReleaseRequest,
+    Review,
+    SponsorType,
+)
+from sde.domain.releases import Status, Vote
+from sde.errors import ConfigError, NotFound, StateError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+HEAD_REVISION = "0001"
+SUPPORTED_BACKENDS = frozenset({"sqlite", "postgresql"})
+WRITE_OPTION = "sde_write"
+_PG_MIGRATION_LOCK = 0x5DE0_0001
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes in, timezone-aware UTC datetimes out.
+
+    Refuses naive datetimes. PostgreSQL stores ``timestamptz``; SQLite has no time zones,
+    so the UTC wall time is stored and UTC is attached again on the way out.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("the control plane stores timezone-aware datetimes only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _one_of(column: str, values: Sequence[str], name: str) -> sa.CheckConstraint:
+    quoted = ", ".join(f"'{v}'" for v in values)
+    return sa.CheckConstraint(f"{column} IN ({quoted})", name=name)
+
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+people = sa.Table(
+    "people",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("display_name", sa.String(200), nullable=False),
+    sa.Column("organisation", sa.String(200), nullable=True),
+    sa.Column("roles", sa.JSON, nullable=False),
+    sa.Column("accredited_until", sa.Date, nullable=True),
+    sa.Column("banned_until", UtcDateTime, nullable=True),
+    sa.Column("ban_reason", sa.Text, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)
+
+projects = sa.Table(
+    "projects",
+    metadata,
+    sa.Column("id", sa.String(63), primary_key=True),
+    sa.Column("title", sa.String(200), nullable=False),
+    sa.Column("purpose", sa.String(16), nullable=False),
+    sa.Column("sponsor", sa.String(200), nullable=False),
+    sa.Column("sponsor_type", sa.String(16), nullable=False),
+    sa.Column("legal_basis", sa.String(200), nullable=True),
+    sa.Column("national_opt_out_applies", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("status", sa.String(16), nullable=False, server_default="draft"),
+    sa.Column("start_date", sa.Date, nullable=True),
+    sa.Column("end_date", sa.Date, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("approved_at", UtcDateTime, nullable=True),
+    sa.Column("approved_by", sa.String(64), sa.ForeignKey("people.id"), nullable=True),
+    _one_of("purpose", [p.value for p in Purpose], "ck_projects_purpose"),
+    _one_of("sponsor_type", [s.value for s in SponsorType], "ck_projects_sponsor_type"),
+    _one_of("status", [s.value for s in ProjectStatus], "ck_projects_status"),
+)
+
+project_members = sa.Table(
+    "project_members",
+    metadata,
+    sa.Column("project_id", sa.String(63), sa.ForeignKey("projects.id"), primary_key=True),
+    sa.Column("person_id", sa.String(64), sa.ForeignKey("people.id"), primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("added_at", UtcDateTime, nullable=False),
+    sa.Index("ix_project_members_person_id", "person_id"),
+    _one_of("role", [r.value for r in MemberRole], "ck_project_members_role"),
+)
+
+project_datasets = sa.Table(
+    "project_datasets",
+    metadata,
+    sa.Column("project_id", sa.String(63), sa.ForeignKey("projects.id"), primary_key=True),
+    sa.Column("dataset", sa.String(63), primary_key=True),
+    sa.Column("columns", sa.JSON, nullable=False),
+    sa.Column("justification", sa.Text, nullable=True),
+)
+
+release_requests = sa.Table(
+    "release_requests",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("project_id", sa.String(63), sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("author", sa.String(64), sa.ForeignKey("people.id"), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("title", sa.String(200), nullable=False),
+    sa.Column("comment", sa.Text, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+    sa.Column("released_at", UtcDateTime, nullable=True),
+    sa.Index("ix_release_requests_project_id", "project_id"),
+    _one_of("status", [s.value for s in Status], "ck_release_requests_status"),
+)
+
+release_files = sa.Table(
+    "release_files",
+    metadata,
+    sa.Column("request_id", sa.String(32), sa.ForeignKey("release_requests.id"), primary_key=True),
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("checks", sa.JSON, nullable=False),
+    sa.Column("metadata", sa.JSON, nullable=False),
+    sa.Column("content", sa.LargeBinary, nullable=False),
+)
+
+reviews = sa.Table(
+    "reviews",
+    metadata,
+    sa.Column("request_id", sa.String(32), sa.ForeignKey("release_requests.id"), primary_key=True),
+    sa.Column("reviewer", sa.String(64), sa.ForeignKey("people.id"), primary_key=True),
+    sa.Column("decision", sa.String(16), nullable=False),
+    sa.Column("comment", sa.Text, nullable=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    _one_of("decision", [v.value for v in Vote], "ck_reviews_decision"),
+)
+
+audit_events = sa.Table(
+    "audit_events",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("at", sa.String(40), nullable=False),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("subject", sa.String(200), nullable=False),
+    sa.Column("details", sa.JSON, nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("hash", sa.String(64), nullable=False, unique=True),
+)
+
+
+# --- engines and migrations --------------------------------------------------------------
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy emit BEGIN itself (see _sqlite_on_begin); the driver's own implicit
+    # transactions would start too late to take the write lock.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.execute("PRAGMA busy_timeout = 30000")
+    cursor.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    writing = conn.get_execution_options().get(WRITE_OPTION, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for the control database at ``url`` (SQLite or PostgreSQL)."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend not in SUPPORTED_BACKENDS:
+        raise ConfigError(f"the control database must be SQLite or PostgreSQL, not {backend!r}")
+    if backend == "sqlite":
+        engine = sa.create_engine(parsed, connect_args={"timeout": 30})
+        sa.event.listen(engine, "connect", _sqlite_on_connect)
+        sa.event.listen(engine, "begin", _sqlite_on_begin)
+        return engine
+    return sa.create_engine(parsed, pool_pre_ping=True)
+
+
+def alembic_config(url: str | None = None) -> Config:
+    """Alembic configuration built in code (no alembic.ini). With a URL, Alembic's own
+    commands work too, e.g. ``command.revision(alembic_config(url), autogenerate=True)``."""
+    from alembic.config import Config  # Alembic loads only when migrating (CLI start-up)
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    if url is not None:
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
 
 
 def upgrade(url: str) -> None:
-    """Bring the control database at ``url`` to the newest schema."""
+    """Bring the control database at ``url`` to the newest schema. Idempotent."""
+    from alembic import command
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            conn.execution_options(**{WRITE_OPTION: True})
+            with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    conn.execute(
+                        sa.text("SELECT pg_advisory_xact_lock(:key)"),
+                        {"key": _PG_MIGRATION_LOCK},
+                    )
+                config = alembic_config()
+                config.attributes["connection"] = conn
+                command.upgrade(config, "head")
+    finally:
+        engine.dispose()
+
+
+def schema_revision(engine: Engine) -> str | None:
+    """The Alembic revision the database is at (None: no schema yet)."""
+    with engine.connect() as conn:
+        if not sa.inspect(conn).has_table("alembic_version"):
+            return None
+        revision = conn.scalar(sa.text("SELECT version_num FROM alembic_version"))
+        return str(revision) if revision is not None else None
+
+
+def _sqlite_file(url: str) -> Path | None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def open_control_plane(url: str, clock: Clock = utc_now) -> ControlPlane:
+    """Open an existing control database, refusing one whose schema is missing or out of
+    date (fail closed: never write through an unknown schema)."""
+    path = _sqlite_file(url)
+    if path is not None and not path.exists():
+        raise ConfigError(f"no control database at {path}; run `sde init`")
+    engine = make_engine(url)
+    try:
+        revision = schema_revision(engine)
+    except sa.exc.DBAPIError as exc:
+        engine.dispose()
+        raise ConfigError(f"cannot open the control database ({type(exc.orig).__name__})") from None
+    if revision != HEAD_REVISION:
+        engine.dispose()
+        raise ConfigError(
+            f"the control database schema is at revision {revision or 'none'}, this sde "
+            f"needs {HEAD_REVISION}; upgrade it with sde.adapters.sql.upgrade"
+        )
+    return ControlPlane(engine, clock)
+
+
+# --- transactions and the audit append -------------------------------------------------------
+
+
+def _lock_for_write(conn: Connection) -> None:
+    """Serialise writers. SQLite already holds its write lock (BEGIN IMMEDIATE)."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("LOCK TABLE audit_events IN SHARE ROW EXCLUSIVE MODE")
+
+
+@contextmanager
+def _write_transaction(engine: Engine) -> Iterator[Connection]:
+    with engine.connect() as conn:
+        conn.execution_options(**{WRITE_OPTION: True})
+        with conn.begin():
+            _lock_for_write(conn)
+            yield conn
+
+
+def _append_event(conn: Connection, entry: AuditEntry, at: datetime) -> AuditEvent:
+    """Append ``entry`` after the current head of the chain. Call inside a write
+    transaction only (the lock is what keeps the head from moving under us)."""
+    head = conn.execute(
+        sa.select(audit_events.c.seq, audit_events.c.hash)
+        .order_by(audit_events.c.seq.desc())
+        .limit(1)
+    ).first()
+    seq, prev_hash = (head.seq + 1, head.hash) if head is not None else (1, GENESIS_HASH)
+    event = next_event(entry, seq=seq, prev_hash=prev_hash, at=at)
+    conn.execute(
+        sa.insert(audit_events).values(
+            seq=event.seq,
+            at=event.at,
+            actor=event.actor,
+            action=event.action,
+            subject=event.subject,
+            details=event.details,
+            prev_hash=event.prev_hash,
+            hash=event.hash,
+        )
+    )
+    return event
+
+
+_UNREADABLE_DETAILS: dict[str, Any] = {"<unreadable details>": True}
+
+
+def _event_from_row(row: sa.Row[Any]) -> AuditEvent:
+    # ``details`` is read as text and parsed here, so a tampered, unparseable value
+    # shows up as a broken link instead of an exception.
+    try:
+        details = json.loads(row.details_text)
+    except (TypeError, ValueError):
+        details = _UNREADABLE_DETAILS
+    if not isinstance(details, dict):
+        details = _UNREADABLE_DETAILS
+    return AuditEvent(
+        seq=row.seq,
+        at=row.at,
+        actor=row.actor,
+        action=row.action,
+        subject=row.subject,
+        details=details,
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+    )
+
+
+def _event_select() -> sa.Select[Any]:
+    c = audit_events.c
+    return sa.select(
+        c.seq,
+        c.at,
+        c.actor,
+        c.action,
+        c.subject,
+        sa.cast(c.details, sa.Text).label("details_text"),
+        c.prev_hash,
+        c.hash,
+    )
+
+
+class SqlAuditLog:
+    """The audit log in the control database. Implements ``sde.services.ports.AuditSink``.
+
+    ``record`` appends an event on its own (for actions with no control-plane change, such
+    as an ingest or an extract); changes to the control plane append theirs through
+    :class:`ControlPlane`, in the change's own transaction.
+    """
+
+    def __init__(self, engine: Engine, clock: Clock = utc_now) -> None:
+        self._engine = engine
+        self._clock = clock
+
+    def record(self, actor: str, action: str, subject: str, details: Mapping[str, object]) -> None:
+        self.append(AuditEntry(actor, action, subject, dict(details)))
+
+    def append(self, entry: AuditEntry) -> AuditEvent:
+        check_entry(entry)
+        with _write_transaction(self._engine) as conn:
+            return _append_event(conn, entry, self._clock())
+
+    def count(self) -> int:
+        with self._engine.connect() as conn:
+            return int(conn.scalar(sa.select(sa.func.count()).select_from(audit_events)) or 0)
+
+    def events(self, after_seq: int = 0, limit: int | None = None) -> list[AuditEvent]:
+        """Events with ``seq > after_seq``, oldest first."""
+        stmt = (
+            _event_select()
+            .where(audit_events.c.seq > after_seq)
+            .order_by(audit_events.c.seq)
+            .limit(limit)
+        )
+        with self._engine.connect() as conn:
+            return [_event_from_row(r) for r in conn.execute(stmt)]
+
+    def tail(self, limit: int) -> list[AuditEvent]:
+        """The newest ``limit`` events, oldest first."""
+        stmt = _event_select().order_by(audit_events.c.seq.desc()).limit(limit)
+        with self._engine.connect() as conn:
+            rows = [_event_from_row(r) for r in conn.execute(stmt)]
+        return rows[::-1]
+
+    def verify(self) -> VerifyResult:
+        """Check the whole chain in one read transaction, streaming the events."""
+        stmt = _event_select().order_by(audit_events.c.seq)
+        with self._engine.connect() as conn, conn.begin():
+            result = conn.execution_options(yield_per=1000).execute(stmt)
+            try:
+                return verify_chain(_event_from_row(r) for r in result)
+            finally:
+                result.close()  # verify stops at the first break: release the cursor
+
+
+# --- row conversions ---------------------------------------------------------------------------
+
+
+def _person(row: sa.Row[Any]) -> Person:
+    return Person(
+        id=row.id,
+        display_name=row.display_name,
+        organisation=row.organisation,
+        roles=tuple(PersonRole(r) for r in row.roles),
+        accredited_until=row.accredited_until,
+        created_at=row.created_at,
+        banned_until=row.banned_until,
+        ban_reason=row.ban_reason,
+    )
+
+
+def _person_values(person: Person) -> dict[str, Any]:
+    return {
+        "id": person.id,
+        "display_name": person.display_name,
+        "organisation": person.organisation,
+        "roles": [r.value for r in person.roles],
+        "accredited_until": person.accredited_until,
+        "banned_until": person.banned_until,
+        "ban_reason": person.ban_reason,
+        "created_at": person.created_at,
+    }
+
+
+def _project(row: sa.Row[Any]) -> Project:
+    return Project(
+        id=row.id,
+        title=row.title,
+        purpose=Purpose(row.purpose),
+        sponsor=row.sponsor,
+        sponsor_type=SponsorType(row.sponsor_type),
+        legal_basis=row.legal_basis,
+        national_opt_out_applies=bool(row.national_opt_out_applies),
+        status=ProjectStatus(row.status),
+        start_date=row.start_date,
+        end_date=row.end_date,
+        created_at=row.created_at,
+        approved_at=row.approved_at,
+        approved_by=row.approved_by,
+    )
+
+
+def _member(row: sa.Row[Any]) -> Member:
+    return Member(row.project_id, row.person_id, MemberRole(row.role), row.added_at)
+
+
+def _dataset(row: sa.Row[Any]) -> ApprovedDataset:
+    return ApprovedDataset(row.project_id, row.dataset, tuple(row.columns), row.justification)
+
+
+def _release_request(row: sa.Row[Any]) -> ReleaseRequest:
+    return ReleaseRequest(
+        id=row.id,
+        project_id=row.project_id,
+        author=row.author,
+        status=Status(row.status),
+        title=row.title,
+        comment=row.comment,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        released_at=row.released_at,
+    )
+
+
+def _release_file(row: sa.Row[Any]) -> ReleaseFile:
+    return ReleaseFile(
+        request_id=row.request_id,
+        name=row.name,
+        sha256=row.sha256,
+        size_bytes=row.size_bytes,
+        kind=row.kind,
+        checks=list(row.checks),
+        metadata=dict(row.metadata),
+    )
+
+
+def _review(row: sa.Row[Any]) -> Review:
+    return Review(row.request_id, row.reviewer, Vote(row.decision), row.comment, row.created_at)
+
+
+_FILE_COLUMNS = [c for c in release_files.c if c.name != "content"]
+
+
+class ControlPlane:
+    """People, projects, release requests: reads, and writes that each carry their audit
+    event into the same transaction.
+
+    Every public method that changes anything takes ``audit`` (keyword-only) and appends
+    exactly that event, atomically with the change; methods without ``audit`` change
+    nothing. Integrity conflicts (a duplicate id, a second vote, an unknown person) raise
+    :class:`~sde.errors.StateError` and leave no trace, audit row included.
+    """
+
+    def __init__(self, engine: Engine, clock: Clock = utc_now) -> None:
+        self._engine = engine
+        self._clock = clock
+        self.audit = SqlAuditLog(engine, clock)
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def __enter__(self) -> ControlPlane:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self._engine.dispose()
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    @contextmanager
+    def _writing(self, audit: AuditEntry, conflict: str) -> Iterator[Connection]:
+        check_entry(audit)
+        with _write_transaction(self._engine) as conn:
+            try:
+                yield conn
+            except IntegrityError:
+                raise StateError(conflict) from None
+            _append_event(conn, audit, self._clock())
+
+    def _read(self, stmt: sa.Executable) -> list[sa.Row[Any]]:
+        with self._engine.connect() as conn:
+            return list(conn.execute(stmt))
+
+    @staticmethod
+    def _must_change(result: sa.CursorResult[Any], what: str) -> None:
+        if result.rowcount != 1:
+            raise NotFound(f"no {what}")
+
+    # --- people -----------------------------------------------------------------------------
+
+    def get_person(self, person_id: str) -> Person:
+        rows = self._read(sa.select(people).where(people.c.id == person_id))
+        if not rows:
+            raise NotFound(f"no person {person_id!r}")
+        return _person(rows[0])
+
+    def list_people(self) -> list[Person]:
+        return [_person(r) for r in self._read(sa.select(people).order_by(people.c.id))]
+
+    def add_person(self, person: Person, *, audit: AuditEntry) -> None:
+        with self._writing(audit, f"person {person.id!r} already exists") as conn:
+            conn.execute(sa.insert(people).values(**_person_values(person)))
+
+    def update_person(self, person: Person, *, audit: AuditEntry) -> None:
+        """Replace everything recorded about a person except ``id`` and ``created_at``."""
+        values = _person_values(person)
+        del values["id"], values["created_at"]
+        with self._writing(audit, f"person {person.id!r} cannot be updated") as conn:
+            result = conn.execute(sa.update(people).where(people.c.id == person.id).values(values))
+            self._must_change(result, f"person {person.id!r}")
+
+    # --- projects ---------------------------------------------------------------------------
+
+    def get_project(self, project_id: str) -> Project:
+        rows = self._read(sa.select(projects).where(projects.c.id == project_id))
+        if not rows:
+            raise NotFound(f"no project {project_id!r}")
+        return _project(rows[0])
+
+    def list_projects(self) -> list[Project]:
+        return [_project(r) for r in self._read(sa.select(projects).order_by(projects.c.id))]
+
+    def create_project(
+        self, project: Project, datasets: Sequence[ApprovedDataset] = (), *, audit: AuditEntry
+    ) -> None:
+        """A project and its approved datasets, in one transaction."""
+        if any(d.project_id != project.id for d in datasets):
+            raise ValueError("every approved dataset must belong to the project being created")
+        with self._writing(audit, f"project {project.id!r} already exists") as conn:
+            conn.execute(
+                sa.insert(projects).values(
+                    id=project.id,
+                    title=project.title,
+                    purpose=project.purpose.value,
+                    sponsor=project.sponsor,
+                    sponsor_type=project.sponsor_type.value,
+                    legal_basis=project.legal_basis,
+                    national_opt_out_applies=project.national_opt_out_applies,
+                    status=project.status.value,
+                    start_date=project.start_date,
+                    end_date=project.end_date,
+                    created_at=project.created_at,
+                    approved_at=project.approved_at,
+                    approved_by=project.approved_by,
+                )
+            )
+            for dataset in datasets:
+                conn.execute(sa.insert(project_datasets).values(**_dataset_values(dataset)))
+
+    def set_project_status(
+        self, project_id: str, status: ProjectStatus, *, audit: AuditEntry
+    ) -> None:
+        with self._writing(audit, f"project {project_id!r} cannot change status") as conn:
+            result = conn.execute(
+                sa.update(projects).where(projects.c.id == project_id).values(status=status.value)
+            )
+            self._must_change(result, f"project {project_id!r}")
+
+    def record_project_approval(
+        self, project_id: str, *, approved_by: str, approved_at: datetime, audit: AuditEntry
+    ) -> None:
+        """Status ``approved``, with who approved it and when."""
+        with self._writing(audit, f"{approved_by!r} is not a known person") as conn:
+            result = conn.execute(
+                sa.update(projects)
+                .where(projects.c.id == project_id)
+                .values(
+                    status=ProjectStatus.APPROVED.value,
+                    approved_by=approved_by,
+                    approved_at=approved_at,
+                )
+            )
+            self._must_change(result, f"project {project_id!r}")
+
+    def list_members(self, project_id: str) -> list[Member]:
+        stmt = (
+            sa.select(project_members)
+            .where(project_members.c.project_id == project_id)
+            .order_by(project_members.c.person_id)
+        )
+        return [_member(r) for r in self._read(stmt)]
+
+    def list_memberships(self, person_id: str) -> list[Member]:
+        stmt = (
+            sa.select(project_members)
+            .where(project_members.c.person_id == person_id)
+            .order_by(project_members.c.project_id)
+        )
+        return [_member(r) for r in self._read(stmt)]
+
+    def add_member(self, member: Member, *, audit: AuditEntry) -> None:
+        conflict = (
+            f"{member.person_id!r} is already a member of project {member.project_id!r}, "
+            "or one of them does not exist"
+        )
+        with self._writing(audit, conflict) as conn:
+            conn.execute(
+                sa.insert(project_members).values(
+                    project_id=member.project_id,
+                    person_id=member.person_id,
+                    role=member.role.value,
+                    added_at=member.added_at,
+                )
+            )
+
+    def remove_member(self, project_id: str, person_id: str, *, audit: AuditEntry) -> None:
+        with self._writing(audit, f"{person_id!r} cannot be removed") as conn:
+            result = conn.execute(
+                sa.delete(project_members).where(
+                    project_members.c.project_id == project_id,
+                    project_members.c.person_id == person_id,
+                )
+            )
+            self._must_change(result, f"member {person_id!r} of project {project_id!r}")
+
+    def list_project_datasets(self, project_id: str) -> list[ApprovedDataset]:
+        stmt = (
+            sa.select(project_datasets)
+            .where(project_datasets.c.project_id == project_id)
+            .order_by(project_datasets.c.dataset)
+        )
+        return [_dataset(r) for r in self._read(stmt)]
+
+    def set_project_dataset(self, dataset: ApprovedDataset, *, audit: AuditEntry) -> None:
+        """Approve a dataset and its columns for a project, replacing an earlier approval."""
+        key = (
+            project_datasets.c.project_id == dataset.project_id,
+            project_datasets.c.dataset == dataset.dataset,
+        )
+        with self._writing(audit, f"project {dataset.project_id!r} does not exist") as conn:
+            conn.execute(sa.delete(project_datasets).where(*key))
+            conn.execute(sa.insert(project_datasets).values(**_dataset_values(dataset)))
+
+    def remove_project_dataset(self, project_id: str, dataset: str, *, audit: AuditEntry) -> None:
+        with self._writing(audit, f"dataset {dataset!r} cannot be removed") as conn:
+            result = conn.execute(
+                sa.delete(project_datasets).where(
+                    project_datasets.c.project_id == project_id,
+                    project_datasets.c.dataset == dataset,
+                )
+            )
+            self._must_change(result, f"dataset {dataset!r} approved for project {project_id!r}")
+
+    # --- release requests --------------------------------------------------------------------
+
+    def get_release_request(self, request_id: str) -> ReleaseRequest:
+        rows = self._read(sa.select(release_requests).where(release_requests.c.id == request_id))
+        if not rows:
+            raise NotFound(f"no release request {request_id!r}")
+        return _release_request(rows[0])
+
+    def list_release_requests(
+        self, project_id: str | None = None, status: Status | None = None
+    ) -> list[ReleaseRequest]:
+        stmt = sa.select(release_requests).order_by(
+            release_requests.c.created_at, release_requests.c.id
+        )
+        if project_id is not None:
+            stmt = stmt.where(release_requests.c.project_id == project_id)
+        if status is not None:
+            stmt = stmt.where(release_requests.c.status == status.value)
+        return [_release_request(r) for r in self._read(stmt)]
+
+    def create_release_request(self, request: ReleaseRequest, *, audit: AuditEntry) -> None:
+        conflict = (
+            f"release request {request.id!r} already exists, or its project or author "
+            "does not exist"
+        )
+        with self._writing(audit, conflict) as conn:
+            conn.execute(
+                sa.insert(release_requests).values(
+                    id=request.id,
+                    project_id=request.project_id,
+                    author=request.author,
+                    status=request.status.value,
+                    title=request.title,
+                    comment=request.comment,
+                    created_at=request.created_at,
+                    updated_at=request.updated_at,
+                    released_at=request.released_at,
+                )
+            )
+
+    def set_release_status(
+        self,
+        request_id: str,
+        status: Status,
+        *,
+        audit: AuditEntry,
+        released_at: datetime | None = None,
+    ) -> None:
+        """Persist a new status (the domain decides whether the move is allowed)."""
+        values: dict[str, Any] = {"status": status.value, "updated_at": self._clock()}
+        if released_at is not None:
+            values["released_at"] = released_at
+        with self._writing(audit, f"release request {request_id!r} cannot change") as conn:
+            result = conn.execute(
+                sa.update(release_requests)
+                .where(release_requests.c.id == request_id)
+                .values(values)
+            )
+            self._must_change(result, f"release request {request_id!r}")
+
+    def list_release_files(self, request_id: str) -> list[ReleaseFile]:
+        stmt = (
+            sa.select(*_FILE_COLUMNS)
+            .where(release_files.c.request_id == request_id)
+            .order_by(release_files.c.name)
+        )
+        return [_release_file(r) for r in self._read(stmt)]
+
+    def get_release_file_content(self, request_id: str, name: str) -> bytes:
+        """The file's bytes, checked against the SHA-256 recorded with it."""
+        stmt = sa.select(release_files.c.content, release_files.c.sha256).where(
+            release_files.c.request_id == request_id, release_files.c.name == name
+        )
+        rows = self._read(stmt)
+        if not rows:
+            raise NotFound(f"no file {name!r} in release request {request_id!r}")
+        content = bytes(rows[0].content)
+        if sha256(content).hexdigest() != rows[0].sha256:
+            raise StateError(
+                f"file {name!r} of release request {request_id!r} does not match its checksum"
+            )
+        return content
+
+    def put_release_file(
+        self,
+        request_id: str,
+        name: str,
+        content: bytes,
+        *,
+        kind: str,
+        checks: Sequence[Mapping[str, Any]] = (),
+        metadata: Mapping[str, Any] | None = None,
+        audit: AuditEntry,
+    ) -> ReleaseFile:
+        """Add a file to a request or replace one. The checksum and size are computed
+        here from the bytes. Any change to a request's files deletes its reviews."""
+        record = ReleaseFile(
+            request_id=request_id,
+            name=name,
+            sha256=sha256(content).hexdigest(),
+            size_bytes=len(content),
+            kind=kind,
+            checks=[dict(c) for c in checks],
+            metadata=dict(metadata or {}),
+        )
+        with self._writing(audit, f"release request {request_id!r} does not exist") as conn:
+            key = (release_files.c.request_id == request_id, release_files.c.name == name)
+            conn.execute(sa.delete(release_files).where(*key))
+            conn.execute(
+                sa.insert(release_files).values(
+                    request_id=request_id,
+                    name=name,
+                    sha256=record.sha256,
+                    size_bytes=record.size_bytes,
+                    kind=kind,
+                    checks=record.checks,
+                    metadata=record.metadata,
+                    content=content,
+                )
+            )
+            self._files_changed(conn, request_id)
+        return record
+
+    def delete_release_file(self, request_id: str, name: str, *, audit: AuditEntry) -> None:
+        """Remove a file from a request; deletes the request's reviews."""
+        with self._writing(audit, f"file {name!r} cannot be removed") as conn:
+            result = conn.execute(
+                sa.delete(release_files).where(
+                    release_files.c.request_id == request_id, release_files.c.name == name
+                )
+            )
+            self._must_change(result, f"file {name!r} in release request {request_id!r}")
+            self._files_changed(conn, request_id)
+
+    def _files_changed(self, conn: Connection, request_id: str) -> None:
+        conn.execute(sa.delete(reviews).where(reviews.c.request_id == request_id))
+        result = conn.execute(
+            sa.update(release_requests)
+            .where(release_requests.c.id == request_id)
+            .values(updated_at=self._clock())
+        )
+        self._must_change(result, f"release request {request_id!r}")
+
+    def list_reviews(self, request_id: str) -> list[Review]:
+        stmt = (
+            sa.select(reviews)
+            .where(reviews.c.request_id == request_id)
+            .order_by(reviews.c.created_at, reviews.c.reviewer)
+        )
+        return [_review(r) for r in self._read(stmt)]
+
+    def add_review(self, review: Review, *, audit: AuditEntry) -> None:
+        """One vote per reviewer per request: a second vote is refused."""
+        conflict = (
+            f"{review.reviewer!r} has already reviewed release request {review.request_id!r}, "
+            "or the request or reviewer does not exist"
+        )
+        with self._writing(audit, conflict) as conn:
+            conn.execute(
+                sa.insert(reviews).values(
+                    request_id=review.request_id,
+                    reviewer=review.reviewer,
+                    decision=review.decision.value,
+                    comment=review.comment,
+                    created_at=review.created_at,
+                )
+            )
+
+    def clear_reviews(self, request_id: str, *, audit: AuditEntry) -> None:
+        """Delete every review of a request (e.g. when it is resubmitted)."""
+        with self._writing(audit, f"release request {request_id!r} cannot change") as conn:
+            conn.execute(sa.delete(reviews).where(reviews.c.request_id == request_id))
+
+
+def _dataset_values(dataset: ApprovedDataset) -> dict[str, Any]:
+    return {
+        "project_id": dataset.project_id,
+        "dataset": dataset.dataset,
+        "columns": list(dataset.columns),
+        "justification": dataset.justification,
+    }
