@@ -1,1 +1,56 @@
-"""`sde extract` commands (to be written)."""
+"""``sde extract PROJECT``: build (or refresh) a project's extract."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import click
+
+from sde.cli import home_option, load_home, main
+from sde.cli.people import actor_option
+from sde.domain.policy import BUILD_EXTRACT
+from sde.services.access import decide_access
+from sde.services.extract import ExtractRequest, build_extract
+from sde.services.ingest import load_spec, shipped_datasets
+from sde.services.wiring import control_plane, policy_engine
+
+
+@main.command("extract")
+@click.argument("project_id")
+@actor_option
+@home_option
+def extract_command(project_id: str, actor: str, home_dir: Path | None) -> None:
+    """Build PROJECT's extract: approved datasets and columns only, opt-outs applied,
+    project pseudonyms instead of pid, source versions pinned."""
+    home = load_home(home_dir)
+    with control_plane(home) as store:
+        decide_access(
+            store,
+            policy_engine(home),
+            person_id=actor,
+            project_id=project_id,
+            action=BUILD_EXTRACT,
+            today=dt.datetime.now(dt.UTC).date(),
+        ).require(f"extract of project {project_id} by {actor}")
+        project = store.get_project(project_id)
+        approved = {d.dataset: d.columns for d in store.list_project_datasets(project_id)}
+        origins = {name: load_spec(name).origin.value for name in shipped_datasets()}
+        manifest = build_extract(
+            home,
+            ExtractRequest(
+                project_id=project.id,
+                purpose=project.purpose.value,
+                national_opt_out_applies=project.national_opt_out_applies,
+                datasets=approved,
+            ),
+            origins,
+            actor=actor,
+            audit=store.audit,
+        )
+    for name, table in sorted(manifest.tables.items()):
+        click.echo(
+            f"{name}: {table.rows_written} rows ({table.rows_removed_by_opt_out} removed by "
+            f"opt-outs: {', '.join(table.opt_outs_applied) or 'none'}), columns "
+            f"{', '.join(table.columns)}, source version {table.source_version}"
+        )

@@ -1,0 +1,277 @@
+"""``sde demo``: the whole flow, end to end, on embedded defaults, narrated.
+
+Each stage checks that it did what it should (counts reconcile, no identifier survived,
+the unsafe table was refused for the right reason, the chain verifies). The first stage
+that does not raises :class:`DemoFailure`; the demo's exit code is 0 only if all pass.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+from deltalake import DeltaTable
+
+from sde import workspace
+from sde.domain.projects import make_dataset_request
+from sde.domain.releases import Status, Vote
+from sde.errors import PolicyDenied
+from sde.services.audit import verify_report
+from sde.services.extract import ExtractRequest, build_extract
+from sde.services.home import Home, init_home
+from sde.services.ingest import ingest_all, load_spec, shipped_datasets
+from sde.services.projects import NewProject, ProjectService
+from sde.services.release import OutputFile
+from sde.services.synth import synthesise
+from sde.services.wiring import control_plane, policy_engine, release_service
+
+PROJECT = "diabetes-outcomes"
+RESEARCHER = "alice"
+CHECKERS = ("carol", "dev")
+OPERATOR = "olu"
+BOARD = "bea"
+
+SAFE_QUERY = """
+    with t2 as (select distinct patient_id from gp_events where snomed_code = '44054006')
+    select
+        case when $year - p.year_of_birth < 45 then '0-44'
+             when $year - p.year_of_birth < 65 then '45-64'
+             else '65+' end as age_band,
+        case when t2.patient_id is null then 'no' else 'yes' end as type2_diabetes,
+        count(*) as n
+    from patients p left join t2 using (patient_id)
+    group by all order by all
+"""
+
+UNSAFE_QUERY = """
+    select p.ethnicity, p.postcode_district, count(*) as n
+    from patients p
+    where p.patient_id in (select patient_id from gp_events where snomed_code = '44054006')
+    group by all order by all
+"""
+
+_SEPARATORS = re.compile(r"[\s-]")
+_TEN_DIGITS = re.compile(r"(?=(\d{10}))")
+
+
+class DemoFailure(Exception):
+    """A stage did not do what it should."""
+
+
+@dataclass
+class Narrator:
+    say: Callable[[str], None]
+    started: float = 0.0
+    stage_no: int = 0
+
+    def stage(self, title: str) -> None:
+        self.stage_no += 1
+        self.say("")
+        self.say(f"[{self.stage_no}] {title}")
+
+    def detail(self, text: str) -> None:
+        self.say(f"    {text}")
+
+    def ok(self, text: str) -> None:
+        self.say(f"    ok: {text}")
+
+
+def expect(condition: bool, what: str) -> None:
+    if not condition:
+        raise DemoFailure(what)
+
+
+def run_demo(home_dir: Path, say: Callable[[str], None], patients: int = 10_000) -> Home:
+    n = Narrator(say, started=time.monotonic())
+    n.say(f"sde demo: a Secure Data Environment end to end, in {home_dir}")
+
+    n.stage("Initialise the state directory")
+    home = init_home(home_dir)
+    n.detail(f"config, master key (mode 0600) at {home.key_path}, control database, lake")
+
+    n.stage(f"Synthesise {patients:,} patients as identifiable provider files")
+    summary = synthesise(home.sources, patients, seed=42)
+    for f in summary.files:
+        n.detail(f"{f.name}: {f.rows:,} rows ({f.bad} deliberately bad)")
+
+    n.stage("Ingest every dataset: validate, pseudonymise, generalise, de-identify")
+    store = control_plane(home)
+    engine = policy_engine(home)
+    results = ingest_all(home, audit=store.audit, actor=OPERATOR)
+    expect(len(results) == len(shipped_datasets()), "every shipped dataset was ingested")
+    for r in results:
+        expect(
+            r.rows_in == r.rows_written + r.rows_quarantined,
+            f"{r.dataset}: rows in = written + quarantined",
+        )
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(r.quarantined_by_reason.items()))
+        n.detail(
+            f"{r.dataset}: {r.rows_in:,} in = {r.rows_written:,} written + "
+            f"{r.rows_quarantined} quarantined ({reasons or 'none'})"
+        )
+    _check_no_nhs_numbers(home, n)
+
+    n.stage("People and an approved project")
+    projects = ProjectService(store)
+    projects.add_person(
+        OPERATOR, RESEARCHER, roles=["researcher"], organisation="University of Leeds"
+    )
+    for checker in CHECKERS:
+        projects.add_person(OPERATOR, checker, roles=["output_checker"], organisation="NHS England")
+    projects.add_person(OPERATOR, OPERATOR, roles=["operator"], organisation="NHS England")
+    projects.add_person(OPERATOR, BOARD, roles=["board_member"], organisation="Lay member")
+    projects.create_project(
+        OPERATOR,
+        NewProject(
+            id=PROJECT,
+            title="Outcomes of type 2 diabetes by age",
+            purpose="research",
+            sponsor="University of Leeds",
+            legal_basis="section 251 support",
+            datasets=(
+                make_dataset_request(
+                    "patients", ["sex", "year_of_birth", "ethnicity", "postcode_district"]
+                ),
+                make_dataset_request("gp_events", ["event_date", "snomed_code", "value"]),
+                make_dataset_request("admissions", ["admission_date", "primary_diagnosis"]),
+            ),
+        ),
+    )
+    projects.add_member(OPERATOR, PROJECT, RESEARCHER)
+    project = projects.approve(PROJECT, BOARD)
+    expect(project.status.value == "approved", "the project is approved")
+    n.detail(f"project {PROJECT} approved by {BOARD}; member {RESEARCHER}")
+
+    n.stage("Build the project's extract (approved columns, opt-outs applied)")
+    manifest = build_extract(
+        home,
+        ExtractRequest(
+            PROJECT,
+            project.purpose.value,
+            project.national_opt_out_applies,
+            {d.dataset: d.columns for d in store.list_project_datasets(PROJECT)},
+        ),
+        {name: load_spec(name).origin.value for name in shipped_datasets()},
+        actor=OPERATOR,
+        audit=store.audit,
+    )
+    for name, t in sorted(manifest.tables.items()):
+        expect(t.rows_removed_by_opt_out > 0, f"{name}: opt-outs removed someone")
+        n.detail(
+            f"{name}: {t.rows_written:,} rows, {t.rows_removed_by_opt_out} removed by "
+            f"{' + '.join(t.opt_outs_applied)}; columns {', '.join(t.columns)}"
+        )
+
+    n.stage(f"Researcher {RESEARCHER} queries the extract in a locked-down DuckDB")
+    con = workspace.connect(PROJECT, home=home, user=RESEARCHER)
+    year = dt.date.today().year
+    safe = con.execute(SAFE_QUERY, {"year": year}).df()
+    unsafe = con.sql(UNSAFE_QUERY).df()
+    try:
+        con.execute(f"COPY patients TO '{home.root / 'leak.csv'}'")
+        raise DemoFailure("COPY TO was refused")
+    except Exception as exc:
+        if isinstance(exc, DemoFailure):
+            raise
+        n.ok(f"COPY TO refused ({type(exc).__name__})")
+    con.close()
+    for line in safe.to_string(index=False).splitlines():
+        n.detail(line)
+    safe_path = workspace.save_output(safe, "t2dm_by_age.csv", project=PROJECT, home=home)
+    unsafe_path = workspace.save_output(
+        unsafe, "t2dm_by_ethnicity_district.csv", project=PROJECT, home=home
+    )
+
+    n.stage("Request two releases; automatic disclosure checks run on each")
+    releases = release_service(home, store, engine)
+    safe_req = releases.request(
+        PROJECT,
+        RESEARCHER,
+        [OutputFile(safe_path.name, safe_path.read_bytes())],
+        title="Type 2 diabetes by age band",
+    )
+    unsafe_req = releases.request(
+        PROJECT,
+        RESEARCHER,
+        [OutputFile(unsafe_path.name, unsafe_path.read_bytes())],
+        title="Type 2 diabetes by ethnicity and postcode district",
+    )
+    for req in (safe_req, unsafe_req):
+        for name, checks in releases.checks(req.id).items():
+            for c in checks:
+                n.detail(f"{req.id} {name}: {c['status']} {c['name']}: {c['message']}")
+    safe_checks = releases.checks(safe_req.id)[safe_path.name]
+    expect(all(c["status"] == "pass" for c in safe_checks), "the safe table passes every check")
+    unsafe_checks = releases.checks(unsafe_req.id)[unsafe_path.name]
+    expect(
+        any(c["name"] == "min_cell_count" and c["status"] == "fail" for c in unsafe_checks),
+        "the small-cell table fails the minimum cell count",
+    )
+
+    n.stage("Two independent output checkers review each request")
+    for req in (safe_req, unsafe_req):
+        for checker in CHECKERS:
+            status = releases.review(req.id, checker, Vote.APPROVE)
+            n.detail(f"{checker} approves {req.id} -> {status.value}")
+        expect(status is Status.APPROVED, f"{req.id} is approved by two checkers")
+    try:
+        releases.review(safe_req.id, RESEARCHER, Vote.APPROVE)
+        raise DemoFailure("the author could not review their own request")
+    except PolicyDenied as refused:
+        n.ok(f"author's own review refused: {'; '.join(refused.reasons)}")
+
+    n.stage("Publish: the egress policy decides")
+    target = releases.publish(safe_req.id, OPERATOR)
+    released = sorted(p.name for p in target.iterdir())
+    expect(released == sorted([safe_path.name, "release.json"]), "the release holds the table")
+    n.ok(f"{safe_req.id} released to {target}: {', '.join(released)}")
+    try:
+        releases.publish(unsafe_req.id, OPERATOR)
+        raise DemoFailure("the small-cell table was refused by the egress policy")
+    except PolicyDenied as refused:
+        expect(not (home.egress / unsafe_req.id).exists(), "nothing of the refused request left")
+        n.ok(f"{unsafe_req.id} blocked despite two approvals:")
+        for reason in refused.reasons:
+            n.detail(f"  - {reason}")
+
+    n.stage("Verify the audit chain")
+    intact, lines = verify_report(store.audit)
+    for line in lines:
+        n.detail(line)
+    expect(intact, "the audit chain verifies")
+    store.close()
+
+    n.say("")
+    n.say(f"demo complete in {time.monotonic() - n.started:.1f} s: every stage did what it should")
+    return home
+
+
+def _check_no_nhs_numbers(home: Home, n: Narrator) -> None:
+    """No NHS number of the source files, in any layout, is in any linked-zone table."""
+    numbers: set[str] = set()
+    with (home.sources / "patients.csv").open(newline="") as f:
+        for row in csv.DictReader(f):
+            digits = row["nhs_number"].replace(" ", "").replace("-", "")
+            if len(digits) == 10:
+                numbers.add(digits)
+    found = 0
+    cells = 0
+    for table_dir in sorted(home.linked.iterdir()):
+        data = DeltaTable(str(table_dir)).to_pyarrow_dataset().to_table()
+        for column in data.column_names:
+            if not pa.types.is_string(data.schema.field(column).type):
+                continue
+            for value in data.column(column).to_pylist():
+                if value is None:
+                    continue
+                cells += 1
+                compact = _SEPARATORS.sub("", value)
+                found += sum(1 for run in _TEN_DIGITS.findall(compact) if run in numbers)
+    expect(found == 0, "no NHS number from the source files is in the linked zone")
+    n.ok(f"no source NHS number in {cells:,} text cells of the linked zone")

@@ -1,0 +1,92 @@
+"""What a researcher imports inside a notebook.
+
+    import sde.workspace as ws
+    con = ws.connect("diabetes-outcomes")          # DuckDB over the project's extract
+    table = con.sql("select sex, count(*) as n from patients group by sex").df()
+    ws.save_output(table, "patients_by_sex.csv", project="diabetes-outcomes")
+
+``connect`` asks the ``sde.access`` policy first (a member of an approved, active project,
+accredited, not banned), then opens a DuckDB connection with the extract's tables
+registered read-only at their pinned versions, external access disabled and the
+configuration locked. Like the CLI, this module is an entry point: when ``home`` or
+``user`` are not given it reads ``SDE_HOME`` and ``SDE_USER`` (set by the workspace
+spawner), else ``./.sde`` and the login name.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import os
+import re
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from sde.adapters.duckdb import locked_connection
+from sde.domain.policy import OPEN_WORKSPACE
+from sde.errors import InputError
+from sde.services.access import decide_access
+from sde.services.extract import extract_dir, read_manifest
+from sde.services.home import Home, open_home
+from sde.services.wiring import control_plane, policy_engine
+
+__all__ = ["connect", "outputs_dir", "save_output"]
+
+_OUTPUT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,120}\.csv$")
+
+
+def _home(home: str | Path | Home | None) -> Home:
+    if isinstance(home, Home):
+        return home
+    return open_home(Path(home or os.environ.get("SDE_HOME") or ".sde"))
+
+
+def _user(user: str | None) -> str:
+    return user or os.environ.get("SDE_USER") or getpass.getuser()
+
+
+def connect(
+    project: str,
+    *,
+    home: str | Path | Home | None = None,
+    user: str | None = None,
+    memory_limit: str = "2GB",
+    threads: int = 2,
+) -> duckdb.DuckDBPyConnection:
+    """A locked-down DuckDB connection over ``project``'s extract, if policy allows."""
+    the_home = _home(home)
+    person = _user(user)
+    with control_plane(the_home) as store:
+        decide_access(
+            store,
+            policy_engine(the_home),
+            person_id=person,
+            project_id=project,
+            action=OPEN_WORKSPACE,
+            today=dt.datetime.now(dt.UTC).date(),
+        ).require(f"workspace for {person} on project {project}")
+    manifest = read_manifest(the_home, project)
+    base = extract_dir(the_home, project)
+    tables = {name: base / name for name in manifest.tables}
+    versions = {name: t.version for name, t in manifest.tables.items()}
+    return locked_connection(tables, versions=versions, memory_limit=memory_limit, threads=threads)
+
+
+def outputs_dir(project: str, *, home: str | Path | Home | None = None) -> Path:
+    """The project's outputs folder: where tables wait to be asked for release."""
+    path = _home(home).project_dir(project) / "outputs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def save_output(
+    table: pd.DataFrame, name: str, *, project: str, home: str | Path | Home | None = None
+) -> Path:
+    """Write a table as CSV to the project's outputs folder, ready for a release request."""
+    if not _OUTPUT_NAME.match(name):
+        raise InputError("output names are plain file names ending in .csv")
+    path = outputs_dir(project, home=home) / name
+    table.to_csv(path, index=False)
+    return path
