@@ -9,11 +9,6 @@ import click
 
 from sde.cli import home_option, load_home, main
 from sde.cli.people import actor_option
-from sde.domain.policy import BUILD_EXTRACT
-from sde.services.access import decide_access
-from sde.services.extract import ExtractRequest, build_extract
-from sde.services.ingest import load_spec, shipped_datasets
-from sde.services.wiring import control_plane, policy_engine
 
 
 @main.command("extract")
@@ -23,6 +18,12 @@ from sde.services.wiring import control_plane, policy_engine
 def extract_command(project_id: str, actor: str, home_dir: Path | None) -> None:
     """Build PROJECT's extract: approved datasets and columns only, opt-outs applied,
     project pseudonyms instead of pid, source versions pinned."""
+    from sde.domain.policy import BUILD_EXTRACT
+    from sde.services.access import decide_access
+    from sde.services.extract import ExtractRequest, build_extract
+    from sde.services.ingest import load_spec, shipped_datasets
+    from sde.services.wiring import control_plane, policy_engine
+
     home = load_home(home_dir)
     with control_plane(home) as store:
         decide_access(

@@ -13,15 +13,21 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def default_actor() -> str:
-    return os.environ.get("SDE_USER") or getpass.getuser()
+    """``$SDE_USER`` (set in a workspace), else the login name."""
+    if os.environ.get("SDE_USER"):
+        return os.environ["SDE_USER"]
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "operator"
 
 
 def actor_option(func: F) -> F:
-    """``--by PERSON``: who is acting (default ``$SDE_USER``, else the login name)."""
+    """``--actor NAME``: who is acting, recorded in the audit log."""
     return click.option(
         "--actor",
-        "actor",
         default=default_actor,
-        show_default="$SDE_USER or login name",
-        help="The person acting.",
+        show_default=False,
+        metavar="NAME",
+        help="Who is acting, for the audit log (default: $SDE_USER, else your login name).",
     )(func)

@@ -3,16 +3,17 @@ and the people who work on them. Every change is audited."""
 
 from __future__ import annotations
 
-import getpass
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
 import click
 
 from sde.cli import home_option, load_home, main
+from sde.cli.people import actor_option
+from sde.cli.people import default_actor as _default_actor
 from sde.domain.projects import (
     MemberRole,
     PersonRole,
@@ -26,25 +27,7 @@ from sde.services.projects import NewProject, ProjectService
 if TYPE_CHECKING:
     from sde.adapters.sql import ControlPlane
 
-F = TypeVar("F", bound=Callable[..., Any])
-
 DATE = click.DateTime(formats=["%Y-%m-%d"])
-
-
-def _default_actor() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "operator"
-
-
-def actor_option(func: F) -> F:
-    return click.option(
-        "--actor",
-        default=None,
-        metavar="NAME",
-        help="Who is making the change, for the audit log (default: your login name).",
-    )(func)
 
 
 @contextmanager

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -11,8 +14,19 @@ from sde.cli import home_option, load_home, main
 from sde.cli.people import actor_option
 from sde.domain.releases import Vote
 from sde.errors import InputError
-from sde.services.release import OutputFile
-from sde.services.wiring import control_plane, policy_engine, release_service
+
+if TYPE_CHECKING:
+    from sde.adapters.sql import ControlPlane
+    from sde.services.home import Home
+    from sde.services.release import ReleaseService
+
+
+@contextmanager
+def _airlock(home: Home) -> Iterator[tuple[ControlPlane, ReleaseService]]:
+    from sde.services.wiring import control_plane, policy_engine, release_service
+
+    with control_plane(home) as store:
+        yield store, release_service(home, store, policy_engine(home))
 
 
 @main.group()
@@ -45,6 +59,8 @@ def request_command(
     home_dir: Path | None,
 ) -> None:
     """File a release request for PROJECT with FILES (CSV frequency tables)."""
+    from sde.services.release import OutputFile
+
     home = load_home(home_dir)
     counts = tuple(c.strip() for c in count_columns.split(",") if c.strip())
     outputs = []
@@ -54,8 +70,7 @@ def request_command(
         except OSError as exc:
             raise InputError(f"cannot read {path.name}: {exc.strerror}") from None
         outputs.append(OutputFile(path.name, content, count_columns=counts))
-    with control_plane(home) as store:
-        service = release_service(home, store, policy_engine(home))
+    with _airlock(home) as (_store, service):
         request = service.request(project_id, actor, outputs, title=title, comment=comment)
         click.echo(f"{request.id}: {request.status.value}")
         _print_checks(service.checks(request.id))
@@ -83,8 +98,7 @@ def review_command(
 ) -> None:
     """Record an output checker's independent decision on REQUEST_ID."""
     home = load_home(home_dir)
-    with control_plane(home) as store:
-        service = release_service(home, store, policy_engine(home))
+    with _airlock(home) as (_store, service):
         status = service.review(request_id, actor, Vote(decision), comment)
     click.echo(f"{request_id}: {status.value}")
 
@@ -96,8 +110,7 @@ def review_command(
 def publish_command(request_id: str, actor: str, home_dir: Path | None) -> None:
     """Release REQUEST_ID's files to the egress zone, if the egress policy allows."""
     home = load_home(home_dir)
-    with control_plane(home) as store:
-        service = release_service(home, store, policy_engine(home))
+    with _airlock(home) as (_store, service):
         target = service.publish(request_id, actor)
     click.echo(f"{request_id}: released to {target}")
 
@@ -108,9 +121,8 @@ def publish_command(request_id: str, actor: str, home_dir: Path | None) -> None:
 def show_command(request_id: str, home_dir: Path | None) -> None:
     """Show a request: status, files, checks and votes."""
     home = load_home(home_dir)
-    with control_plane(home) as store:
+    with _airlock(home) as (store, service):
         request = store.get_release_request(request_id)
-        service = release_service(home, store, policy_engine(home))
         click.echo(
             json.dumps(
                 {

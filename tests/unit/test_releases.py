@@ -1,5 +1,3 @@
-from pathlib import Path
-
 import pytest
 
 from sde.domain.releases import (
@@ -11,7 +9,6 @@ from sde.domain.releases import (
     check_can_edit,
     check_can_transition,
     check_user_can_review,
-    states_table,
     status_after_votes,
     user_can_review,
 )
@@ -73,10 +70,3 @@ def test_reject_and_return_win() -> None:
     assert status_after_votes(votes, "alice", 1) is Status.REJECTED
     votes = [ReviewVote("carol", Vote.APPROVE), ReviewVote("dan", Vote.RETURN)]
     assert status_after_votes(votes, "alice", 1) is Status.RETURNED
-
-
-def test_states_reference_page_is_current() -> None:
-    page = Path(__file__).resolve().parents[2] / "docs/reference/release-states.md"
-    assert page.read_text() == states_table(), (
-        "run: python -m sde.domain.releases > docs/reference/release-states.md"
-    )

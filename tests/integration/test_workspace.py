@@ -1,0 +1,113 @@
+"""sde.workspace.connect: policy first, then a locked DuckDB over the pinned extract."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pytest
+from deltalake import write_deltalake
+
+from sde import workspace
+from sde.domain.audit import AuditEntry
+from sde.domain.projects import ProjectStatus, make_dataset_request
+from sde.domain.pseudonyms import LinkagePseudonymiser
+from sde.errors import InputError, NotFound, PolicyDenied
+from sde.services.extract import ExtractRequest, build_extract
+from sde.services.home import Home, init_home
+from sde.services.projects import NewProject, ProjectService
+from sde.services.wiring import control_plane
+
+pytestmark = [pytest.mark.sql, pytest.mark.policy, pytest.mark.duckdb, pytest.mark.delta]
+
+NHS = ["9434765919", "9434765870", "4010232137"]
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Home:
+    home = init_home(tmp_path / "h")
+    pids = [LinkagePseudonymiser(home.master_key()).pid(n) for n in NHS]
+    write_deltalake(
+        str(home.linked / "patients"),
+        pa.table({"pid": pids, "sex": ["F", "M", "F"], "year_of_birth": [1960, 1970, 1980]}),
+    )
+    for register in ("national_opt_out", "type1_opt_out"):
+        write_deltalake(str(home.linked / register), pa.table({"pid": pa.array([], pa.string())}))
+    with control_plane(home) as store:
+        projects = ProjectService(store)
+        projects.add_person("olu", "bea", roles=["board_member"], organisation="Lay")
+        projects.add_person("olu", "mallory", roles=["researcher"], organisation="Uni")
+        projects.create_project(
+            "olu",
+            NewProject(
+                id="diabetes",
+                title="Diabetes",
+                purpose="research",
+                sponsor="Uni",
+                datasets=(make_dataset_request("patients", ["sex", "year_of_birth"]),),
+            ),
+        )
+        projects.add_member("olu", "diabetes", "alice")
+        projects.approve("diabetes", "bea")
+    build_extract(
+        home,
+        ExtractRequest("diabetes", "research", True, {"patients": ("sex", "year_of_birth")}),
+        {"patients": "gp"},
+        actor="olu",
+    )
+    return home
+
+
+def test_member_queries_the_extract_without_pid(home: Home) -> None:
+    con = workspace.connect("diabetes", home=home, user="alice")
+    assert con.sql("select count(*) from patients").fetchall() == [(3,)]
+    columns = [row[0] for row in con.sql("describe patients").fetchall()]
+    assert columns == ["patient_id", "sex", "year_of_birth"]
+    with pytest.raises(duckdb.Error):
+        con.execute("COPY patients TO 'leak.csv'")
+
+
+@pytest.mark.parametrize("user", ["mallory", "nobody"])
+def test_non_members_refused(home: Home, user: str) -> None:
+    with pytest.raises(PolicyDenied):
+        workspace.connect("diabetes", home=home, user=user)
+
+
+def test_suspended_project_refused(home: Home) -> None:
+    with control_plane(home) as store:
+        store.set_project_status(
+            "diabetes", ProjectStatus.SUSPENDED, audit=AuditEntry("olu", "project.suspend", "p")
+        )
+    with pytest.raises(PolicyDenied, match="suspended"):
+        workspace.connect("diabetes", home=home, user="alice")
+
+
+def test_expired_accreditation_refused(home: Home) -> None:
+    with control_plane(home) as store:
+        alice = store.get_person("alice")
+        expired = dataclasses.replace(alice, accredited_until=dt.date(2020, 1, 1))
+        store.update_person(expired, audit=AuditEntry("olu", "person.update", "person:alice"))
+    with pytest.raises(PolicyDenied, match="accredit"):
+        workspace.connect("diabetes", home=home, user="alice")
+
+
+def test_no_extract_yet(home: Home) -> None:
+    import shutil
+
+    shutil.rmtree(home.project_dir("diabetes") / "extract")
+    with pytest.raises(NotFound, match="no extract"):
+        workspace.connect("diabetes", home=home, user="alice")
+
+
+def test_save_output_writes_csv_to_outputs(home: Home) -> None:
+    path = workspace.save_output(
+        pd.DataFrame({"sex": ["F"], "n": [12]}), "t.csv", project="diabetes", home=home
+    )
+    assert path.parent == home.project_dir("diabetes") / "outputs"
+    assert path.read_text() == "sex,n\nF,12\n"
+    with pytest.raises(InputError):
+        workspace.save_output(pd.DataFrame(), "../t.csv", project="diabetes", home=home)
