@@ -69,7 +69,7 @@ class LinkagePseudonymiser(_KeyedPseudonymiser):
 
     def pid(self, raw_nhs_number: str) -> str:
         digits = nhs_number.normalise(raw_nhs_number)
-        if digits is None or not nhs_number.is_valid(digits):
+        if digits is None or not nhs_number.is_valid_digits(digits):
             # The value itself is never put in the message.
             raise ValueError("not a valid NHS number")
         return self._mac(digits.encode("ascii"))
@@ -79,7 +79,7 @@ class LinkagePseudonymiser(_KeyedPseudonymiser):
         out: dict[str, str] = {}
         for raw in set(values):
             digits = nhs_number.normalise(raw)
-            if digits is not None and nhs_number.is_valid(digits):
+            if digits is not None and nhs_number.is_valid_digits(digits):
                 out[raw] = self._mac(digits.encode("ascii"))
         return out
 

@@ -45,3 +45,16 @@ def test_complete_produces_valid_numbers() -> None:
 def test_normalise() -> None:
     assert nhs_number.normalise("943 476-5919") == "9434765919"
     assert nhs_number.normalise("94347") is None
+
+
+def test_check_digit_needs_nine_digits() -> None:
+    with pytest.raises(ValueError, match="nine digits"):
+        nhs_number.check_digit("12345")
+
+
+def test_check_digit_matches_the_weighted_definition() -> None:
+    for i in range(100000000, 100050000, 7):
+        nine = f"{i:09d}"
+        total = sum(int(d) * w for d, w in zip(nine, range(10, 1, -1), strict=True))
+        expected = {11: 0, 10: None}.get(11 - total % 11, 11 - total % 11)
+        assert nhs_number.check_digit(nine) == expected
