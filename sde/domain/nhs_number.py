@@ -29,7 +29,7 @@ def check_digit(first_nine: str) -> int | None:
     if len(codes) != 9:
         raise ValueError("a check digit needs exactly nine digits")
     # ASCII digit codes are 48 + d: subtract 48 * sum(weights) = 48 * 54 once.
-    total = sum(map(operator.mul, codes, _WEIGHTS)) - 2592
+    total: int = sum(map(operator.mul, codes, _WEIGHTS)) - 2592
     digit = 11 - (total % 11)
     if digit == 11:
         return 0
