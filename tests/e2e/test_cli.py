@@ -3,6 +3,7 @@ real subprocesses of the installed console script over a fresh state directory."
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -15,6 +16,7 @@ import pytest
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 SDE = str(Path(sys.executable).parent / "sde")
+REPO = Path(__file__).resolve().parents[2]
 
 
 def run(
@@ -47,6 +49,28 @@ def test_demo_succeeds_and_says_so(tmp_path: Path) -> None:
     assert "audit chain intact" in out
     released = list((tmp_path / "demo" / "lake" / "egress").glob("rr-*/release.json"))
     assert len(released) == 1
+
+    # The researcher quickstart notebook runs, cell by cell, against the demo's home.
+    notebook = json.loads((REPO / "notebooks" / "researcher-quickstart.ipynb").read_text())
+    code = "\n\n".join(
+        "".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code"
+    )
+    script = tmp_path / "notebook.py"
+    script.write_text(code + "\nprint(table.to_csv(index=False))\n")
+    env = {**os.environ, "SDE_HOME": str(tmp_path / "demo"), "SDE_USER": "alice"}
+    ran = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert "PermissionException - as it should be" in ran.stdout
+    assert ran.stdout.strip().splitlines()[-3] == "sex,n"
+    saved = tmp_path / "demo/lake/projects/diabetes-outcomes/outputs/t2dm_by_sex.csv"
+    assert saved.read_text().startswith("sex,n\n")
 
 
 def test_demo_refuses_an_existing_home(tmp_path: Path) -> None:
