@@ -1,1 +1,136 @@
-"""`sde ingest` commands (to be written)."""
+"""`sde ingest`: provider files -> pseudonymised Delta tables in the linked zone."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from sde.cli import home_option, load_home, main
+from sde.errors import InputError
+from sde.services.ports import AuditSink
+
+if TYPE_CHECKING:
+    from sde.services.ingest import IngestResult
+
+
+@contextmanager
+def _audit_log(database_url: str) -> Iterator[AuditSink]:
+    from sde.adapters.sql import open_control_plane  # SQLAlchemy only when needed
+
+    with open_control_plane(database_url) as plane:
+        yield plane.audit
+
+
+def _references(values: tuple[str, ...]) -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    for value in values:
+        name, sep, file = value.partition("=")
+        if not sep or not name or not file:
+            raise InputError(f"--reference takes DATASET=FILE, not {value!r}")
+        out[name] = Path(file)
+    return out
+
+
+@main.command()
+@click.argument("args", nargs=-1, metavar="[DATASET] FILE...")
+@click.option(
+    "--all",
+    "all_sources",
+    is_flag=True,
+    help="Ingest every shipped dataset whose <name>.csv is in <home>/sources.",
+)
+@click.option(
+    "--spec",
+    "spec_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A dataset spec YAML file; then every argument is a FILE.",
+)
+@click.option(
+    "--reference",
+    "references",
+    multiple=True,
+    metavar="DATASET=FILE",
+    help="The file of a known_from dataset (default <home>/sources/DATASET.csv).",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bar on stderr (default: when stderr is a terminal).",
+)
+@home_option
+def ingest(
+    args: tuple[str, ...],
+    all_sources: bool,
+    spec_file: Path | None,
+    references: tuple[str, ...],
+    progress: bool | None,
+    home_dir: Path | None,
+) -> None:
+    """Ingest provider files for a dataset (a shipped spec name, or --spec FILE).
+
+    \b
+      sde ingest patients sources/patients.csv
+      sde ingest --spec my_dataset.yaml data/part1.csv data/part2.csv
+      sde ingest --all
+
+    Bad rows go to the quarantine zone with a reason; a file already ingested (same
+    SHA-256) adds nothing.
+    """
+    from sde.services import ingest as service
+
+    show_progress = sys.stderr.isatty() if progress is None else progress
+    home = load_home(home_dir)
+    if all_sources:
+        if args or spec_file:
+            raise InputError("--all takes no DATASET, FILE or --spec")
+        names = [n for n in service.shipped_datasets() if (home.sources / f"{n}.csv").is_file()]
+        if not names:
+            raise InputError(f"no provider files named <dataset>.csv in {home.sources}")
+        with _audit_log(home.database_url) as audit:
+            results = service.ingest_all(home, audit=audit, progress=show_progress)
+        for result in results:
+            click.echo(_summary(result))
+        return
+
+    if spec_file is not None:
+        spec = service.load_spec_file(spec_file)
+        files = list(args)
+    else:
+        if not args:
+            raise InputError("name a DATASET and at least one FILE, or use --all")
+        spec = service.load_spec(args[0])
+        files = list(args[1:])
+    if not files:
+        raise InputError(f"name at least one FILE to ingest for dataset {spec.name}")
+    refs = _references(references)
+    with _audit_log(home.database_url) as audit:
+        for file in files:
+            result = service.ingest_file(
+                home,
+                spec,
+                Path(file),
+                audit=audit,
+                progress=show_progress,
+                references=refs,
+            )
+            click.echo(_summary(result))
+
+
+def _summary(result: IngestResult) -> str:
+    head = f"{result.dataset}: {result.source_file}"
+    if result.skipped:
+        return (
+            f"{head}: skipped, already ingested (sha256 {result.source_sha256[:12]}); nothing added"
+        )
+    reasons = ", ".join(f"{code} {n:,}" for code, n in result.quarantined_by_reason.items())
+    return (
+        f"{head}: {result.rows_in:,} in, {result.rows_written:,} written, "
+        f"{result.rows_quarantined:,} quarantined"
+        + (f" ({reasons})" if reasons else "")
+        + f"; linked/{result.dataset} version {result.linked_version}"
+    )

@@ -1,0 +1,642 @@
+"""Ingest: a provider file -> a pseudonymised Delta table in the linked zone.
+
+For each file (streamed in batches, so memory stays flat):
+
+1. the header must match the dataset spec exactly (every column classified);
+2. each row is checked (NHS number Modulus 11, required fields, ISO dates, numbers,
+   allowed values); exact copies of earlier rows and repeated keys are caught;
+3. good rows get ``pid`` (keyed pseudonym of the NHS number, distinct values once per
+   batch), quasi-identifiers are generalised, dropped columns never leave, free text is
+   de-identified (the row's own identifiers, and those of the same patient in the
+   ``known_from`` files, are removed in any layout);
+4. bad rows go to ``quarantine/<dataset>`` with a reason code and a sentence naming the
+   column and rule (never the value), with the raw row for operators;
+5. one manifest row records the file's SHA-256 and the counts, after checking
+   ``rows_in = rows_written + rows_quarantined``. The same file is never ingested twice.
+
+Each file is one commit on the linked table: if anything fails part-way, nothing is
+written. Writes happen in the order linked, quarantine, manifest.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+import sys
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+import pyarrow as pa
+import yaml
+from tqdm import tqdm
+
+from sde.adapters import delta
+from sde.domain.datasets import (
+    PID,
+    CheckedRow,
+    DatasetSpec,
+    DuplicateFinder,
+    OutputType,
+    Pii,
+    Rejection,
+    check_header,
+    check_row,
+    deidentification_failed,
+    malformed,
+    parse_spec,
+)
+from sde.domain.nhs_number import normalise
+from sde.domain.pseudonyms import LinkagePseudonymiser
+from sde.errors import InputError, NotFound, StateError
+from sde.services.home import Home
+from sde.services.ports import AuditSink
+
+MANIFEST_TABLE = "ingest"
+COMMIT_SHA_KEY = "sde.source_sha256"
+
+_ARROW_TYPES: dict[OutputType, pa.DataType] = {
+    OutputType.STRING: pa.string(),
+    OutputType.DATE: pa.date32(),
+    OutputType.FLOAT: pa.float64(),
+    OutputType.INTEGER: pa.int64(),
+    OutputType.YEAR: pa.int32(),
+}
+_UTC = pa.timestamp("us", tz="UTC")
+
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        pa.field("source_file", pa.string(), nullable=False),
+        pa.field("source_sha256", pa.string(), nullable=False),
+        pa.field("row_number", pa.int64(), nullable=False),
+        pa.field("reason_code", pa.string(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("raw_row", pa.string(), nullable=False),
+        pa.field("quarantined_at", _UTC, nullable=False),
+    ]
+)
+
+MANIFEST_SCHEMA = pa.schema(
+    [
+        pa.field("dataset", pa.string(), nullable=False),
+        pa.field("source_file", pa.string(), nullable=False),
+        pa.field("source_sha256", pa.string(), nullable=False),
+        pa.field("rows_in", pa.int64(), nullable=False),
+        pa.field("rows_written", pa.int64(), nullable=False),
+        pa.field("rows_quarantined", pa.int64(), nullable=False),
+        pa.field("quarantined_by_reason", pa.string(), nullable=False),
+        pa.field("linked_version", pa.int64(), nullable=False),
+        pa.field("quarantine_version", pa.int64()),
+        pa.field("ingested_at", _UTC, nullable=False),
+        pa.field("ingested_by", pa.string(), nullable=False),
+    ]
+)
+
+
+# --- specs -------------------------------------------------------------------------------
+
+
+def _spec_dir() -> Traversable:
+    return resources.files("sde").joinpath("datasets")
+
+
+def shipped_datasets() -> list[str]:
+    """Names of the dataset specs shipped with sde (``sde/datasets/*.yaml``)."""
+    return sorted(
+        entry.name.removesuffix(".yaml")
+        for entry in _spec_dir().iterdir()
+        if entry.name.endswith(".yaml")
+    )
+
+
+def load_spec(name: str) -> DatasetSpec:
+    """A shipped dataset spec by name."""
+    if name not in shipped_datasets():
+        raise NotFound(
+            f"no dataset spec named {name!r}; shipped specs: {', '.join(shipped_datasets())}"
+        )
+    text = _spec_dir().joinpath(f"{name}.yaml").read_text(encoding="utf-8")
+    return _parse_yaml(text, source=f"{name}.yaml")
+
+
+def load_spec_file(path: Path) -> DatasetSpec:
+    """A dataset spec from a YAML file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read dataset spec {path}: {exc.strerror}") from None
+    return _parse_yaml(text, source=path.name)
+
+
+def _parse_yaml(text: str, *, source: str) -> DatasetSpec:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise InputError(f"dataset spec {source} is not valid YAML{where}") from None
+    return parse_spec(data, source=source)
+
+
+# --- paths and results -------------------------------------------------------------------
+
+
+def linked_path(home: Home, dataset: str) -> Path:
+    return home.linked / dataset
+
+
+def quarantine_path(home: Home, dataset: str) -> Path:
+    return home.quarantine / dataset
+
+
+def manifest_path(home: Home) -> Path:
+    return home.manifests / MANIFEST_TABLE
+
+
+class FreeTextDeidentifier(Protocol):
+    """Replaces identifiers in free text with typed placeholders; ``known`` are the
+    patient's own identifiers (kind, raw value), to be removed in any layout."""
+
+    def deidentify(self, text: str, known: Iterable[tuple[Pii, str]] = ()) -> str: ...
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    dataset: str
+    source_file: str
+    source_sha256: str
+    rows_in: int
+    rows_written: int
+    rows_quarantined: int
+    quarantined_by_reason: Mapping[str, int] = field(default_factory=dict)
+    linked_version: int | None = None
+    quarantine_version: int | None = None
+    skipped: bool = False
+    """True if this file (same SHA-256, same dataset) was ingested before: nothing added;
+    the counts are those recorded then."""
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def ingest_manifest(home: Home) -> list[dict[str, object]]:
+    """Every manifest row, oldest first (empty if nothing was ingested yet)."""
+    path = manifest_path(home)
+    if not delta.exists(path):
+        return []
+    rows = delta.read(path).to_pylist()
+    return sorted(rows, key=lambda r: (r["ingested_at"], r["dataset"], r["source_file"]))
+
+
+def _previous(home: Home, dataset: str, sha256: str) -> dict[str, object] | None:
+    for row in ingest_manifest(home):
+        if row["dataset"] == dataset and row["source_sha256"] == sha256:
+            return row
+    return None
+
+
+# --- ingest ------------------------------------------------------------------------------
+
+
+def ingest_file(
+    home: Home,
+    spec: DatasetSpec,
+    path: Path,
+    *,
+    audit: AuditSink | None = None,
+    progress: bool = False,
+    actor: str = "system",
+    references: Mapping[str, Path] | None = None,
+    deidentifier: FreeTextDeidentifier | None = None,
+    batch_rows: int = 5_000,
+) -> IngestResult:
+    """Ingest one provider file for ``spec``. ``references`` name the files of the
+    spec's ``known_from`` datasets (default ``<home>/sources/<name>.csv``)."""
+    if not path.is_file():
+        raise NotFound(f"no file at {path}")
+    sha256 = file_sha256(path)
+    previous = _previous(home, spec.name, sha256)
+    if previous is not None:
+        result = IngestResult(
+            dataset=spec.name,
+            source_file=path.name,
+            source_sha256=sha256,
+            rows_in=_int(previous["rows_in"]),
+            rows_written=_int(previous["rows_written"]),
+            rows_quarantined=_int(previous["rows_quarantined"]),
+            quarantined_by_reason=json.loads(str(previous["quarantined_by_reason"])),
+            linked_version=_int(previous["linked_version"]),
+            skipped=True,
+        )
+        if audit is not None:
+            audit.record(actor, "ingest.skipped", spec.name, _audit_details(result))
+        return result
+    target = linked_path(home, spec.name)
+    for commit in delta.history(target):
+        if commit.get(COMMIT_SHA_KEY) == sha256:
+            raise StateError(
+                f"linked table {spec.name} has a commit (version {commit.get('version')}) from "
+                f"{path.name} that the manifest does not record: an earlier ingest was "
+                "interrupted. Restore the table to the version before it, then ingest again"
+            )
+
+    header = _read_header(path)
+    check_header(spec, header, source=path.name)
+    known_by_patient = _known_from_references(home, spec, path, header, references or {})
+    if spec.free_text_columns and deidentifier is None:
+        from sde.adapters.presidio import PresidioDeidentifier  # local: costly import
+
+        deidentifier = PresidioDeidentifier()
+
+    run = _Run(
+        spec=spec,
+        header=header,
+        source_file=path.name,
+        sha256=sha256,
+        pseudonymiser=LinkagePseudonymiser(home.master_key()),
+        deidentifier=deidentifier,
+        known_by_patient=known_by_patient,
+        batch_rows=batch_rows,
+    )
+    schema = linked_schema(spec)
+    with tqdm(
+        total=path.stat().st_size,
+        unit="B",
+        unit_scale=True,
+        desc=f"ingest {spec.name}",
+        file=sys.stderr,
+        disable=not progress,
+        leave=False,
+    ) as bar:
+        reader = pa.RecordBatchReader.from_batches(schema, run.batches(path, bar))
+        try:
+            linked_version = delta.append(
+                target,
+                reader,
+                custom_metadata={COMMIT_SHA_KEY: sha256, "sde.source_file": path.name},
+            )
+        except Exception:
+            # The generator's own error, not delta-rs's wrapping of it (which would
+            # include a traceback); nothing was committed.
+            if run.error is not None:
+                raise run.error from None
+            raise
+
+    quarantine_version = None
+    if run.quarantined:
+        quarantine_version = delta.append(
+            quarantine_path(home, spec.name),
+            pa.Table.from_pylist(run.quarantined, schema=QUARANTINE_SCHEMA),
+            custom_metadata={COMMIT_SHA_KEY: sha256},
+        )
+    by_reason = dict(sorted(Counter(str(q["reason_code"]) for q in run.quarantined).items()))
+    result = IngestResult(
+        dataset=spec.name,
+        source_file=path.name,
+        source_sha256=sha256,
+        rows_in=run.rows_in,
+        rows_written=run.rows_written,
+        rows_quarantined=len(run.quarantined),
+        quarantined_by_reason=by_reason,
+        linked_version=linked_version,
+        quarantine_version=quarantine_version,
+    )
+    _check_counts(result)
+    delta.append(
+        manifest_path(home),
+        pa.Table.from_pylist(
+            [
+                {
+                    "dataset": result.dataset,
+                    "source_file": result.source_file,
+                    "source_sha256": result.source_sha256,
+                    "rows_in": result.rows_in,
+                    "rows_written": result.rows_written,
+                    "rows_quarantined": result.rows_quarantined,
+                    "quarantined_by_reason": json.dumps(by_reason, sort_keys=True),
+                    "linked_version": linked_version,
+                    "quarantine_version": quarantine_version,
+                    "ingested_at": dt.datetime.now(dt.UTC),
+                    "ingested_by": actor,
+                }
+            ],
+            schema=MANIFEST_SCHEMA,
+        ),
+    )
+    if audit is not None:
+        audit.record(actor, "ingest", spec.name, _audit_details(result))
+    return result
+
+
+def ingest_all(
+    home: Home,
+    *,
+    audit: AuditSink | None = None,
+    progress: bool = False,
+    actor: str = "system",
+) -> list[IngestResult]:
+    """Ingest every shipped dataset whose ``<name>.csv`` is in ``home.sources``."""
+    results = []
+    deidentifier: FreeTextDeidentifier | None = None
+    for name in shipped_datasets():
+        path = home.sources / f"{name}.csv"
+        if not path.is_file():
+            continue
+        spec = load_spec(name)
+        if spec.free_text_columns and deidentifier is None:
+            from sde.adapters.presidio import PresidioDeidentifier
+
+            deidentifier = PresidioDeidentifier()
+        results.append(
+            ingest_file(
+                home,
+                spec,
+                path,
+                audit=audit,
+                progress=progress,
+                actor=actor,
+                deidentifier=deidentifier,
+            )
+        )
+    return results
+
+
+def linked_schema(spec: DatasetSpec) -> pa.Schema:
+    """The linked table's schema: ``pid`` first, then the spec's outputs."""
+    return pa.schema(
+        [pa.field(PID, pa.string(), nullable=False)]
+        + [pa.field(name, _ARROW_TYPES[kind]) for name, kind in spec.outputs]
+    )
+
+
+def _check_counts(result: IngestResult) -> None:
+    # An internal fault, not a user error: counts that do not add up mean a bug.
+    if result.rows_in != result.rows_written + result.rows_quarantined:
+        raise RuntimeError(
+            f"ingest of {result.source_file}: rows in ({result.rows_in}) is not rows written "
+            f"({result.rows_written}) plus rows quarantined ({result.rows_quarantined})"
+        )
+    if sum(result.quarantined_by_reason.values()) != result.rows_quarantined:
+        raise RuntimeError(f"ingest of {result.source_file}: quarantine counts do not add up")
+
+
+def _audit_details(result: IngestResult) -> dict[str, object]:
+    return {
+        "source_file": result.source_file,
+        "sha256": result.source_sha256,
+        "rows_in": result.rows_in,
+        "rows_written": result.rows_written,
+        "rows_quarantined": result.rows_quarantined,
+        "quarantined_by_reason": dict(result.quarantined_by_reason),
+        "linked_version": result.linked_version,
+        "skipped": result.skipped,
+    }
+
+
+def _int(value: object) -> int:
+    assert isinstance(value, int)
+    return value
+
+
+# --- reading -----------------------------------------------------------------------------
+
+
+class _Progress(io.RawIOBase):
+    """A binary file that reports the bytes read to a progress bar."""
+
+    def __init__(self, raw: IO[bytes], bar: tqdm[Any]) -> None:
+        self._raw = raw
+        self._bar = bar
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self._raw.read(len(buffer))
+        buffer[: len(data)] = data
+        self._bar.update(len(data))
+        return len(data)
+
+
+def _rows(path: Path, bar: tqdm[Any] | None = None) -> Iterator[list[str]]:
+    """CSV records of ``path`` (header first). Quoted fields may hold newlines."""
+    with path.open("rb") as raw:
+        stream: IO[bytes] = raw
+        if bar is not None:
+            stream = io.BufferedReader(_Progress(raw, bar), buffer_size=1 << 16)
+        text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+        reader = csv.reader(text, strict=True)
+        try:
+            yield from reader
+        except UnicodeDecodeError:
+            raise InputError(
+                f"{path.name} is not UTF-8 text (near data row {max(reader.line_num - 1, 1)})"
+            ) from None
+        except csv.Error as exc:
+            raise InputError(
+                f"{path.name} is not valid CSV near line {reader.line_num}: {exc}"
+            ) from None
+
+
+def _read_header(path: Path) -> list[str]:
+    for record in _rows(path):
+        return [name.strip() for name in record]
+    raise InputError(f"{path.name} is empty: a provider file starts with a header row")
+
+
+def _known_from_references(
+    home: Home,
+    spec: DatasetSpec,
+    path: Path,
+    header: Sequence[str],
+    references: Mapping[str, Path],
+) -> dict[str, list[tuple[Pii, str]]]:
+    """For every patient in ``path``: the identifiers the ``known_from`` files hold about
+    them (all rows for that NHS number, duplicates included)."""
+    if not spec.known_from:
+        return {}
+    id_index = list(header).index(spec.identifier.name)
+    wanted: set[str] = set()
+    records = _rows(path)
+    next(records)
+    for record in records:
+        if len(record) > id_index:
+            digits = normalise(record[id_index])
+            if digits is not None:
+                wanted.add(digits)
+    known: dict[str, list[tuple[Pii, str]]] = {}
+    for name in spec.known_from:
+        ref_spec = load_spec(name)
+        ref_path = references.get(name, home.sources / f"{name}.csv")
+        if not ref_path.is_file():
+            # Fail closed: without it, the patient's name would stay in the free text.
+            raise InputError(
+                f"dataset {spec.name} clears its free text of identifiers held in {name}; "
+                f"its file is not at {ref_path}"
+            )
+        ref_records = _rows(ref_path)
+        ref_header = [h.strip() for h in next(ref_records)]
+        check_header(ref_spec, ref_header, source=ref_path.name)
+        ref_id = ref_header.index(ref_spec.identifier.name)
+        columns = [
+            (ref_header.index(c.name), c.known_kind)
+            for c in ref_spec.known_columns
+            if c.known_kind is not None
+        ]
+        for record in ref_records:
+            if len(record) != len(ref_header):
+                continue
+            digits = normalise(record[ref_id])
+            if digits is None or digits not in wanted:
+                continue
+            values = known.setdefault(digits, [])
+            values.extend((kind, record[i]) for i, kind in columns if record[i].strip())
+    return known
+
+
+# --- one run -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Run:
+    spec: DatasetSpec
+    header: list[str]
+    source_file: str
+    sha256: str
+    pseudonymiser: LinkagePseudonymiser
+    deidentifier: FreeTextDeidentifier | None
+    known_by_patient: Mapping[str, list[tuple[Pii, str]]]
+    batch_rows: int
+    rows_in: int = 0
+    rows_written: int = 0
+    quarantined: list[dict[str, object]] = field(default_factory=list)
+    error: BaseException | None = None
+
+    def batches(self, path: Path, bar: tqdm[Any]) -> Iterator[pa.RecordBatch]:
+        try:
+            yield from self._batches(path, bar)
+        except GeneratorExit:
+            raise  # the writer stopped reading; its own error is the one to report
+        except BaseException as exc:
+            self.error = exc
+            raise
+
+    def _batches(self, path: Path, bar: tqdm[Any]) -> Iterator[pa.RecordBatch]:
+        spec = self.spec
+        width = len(self.header)
+        duplicates = DuplicateFinder(spec.key)
+        known_columns = [
+            (c.name, c.known_kind) for c in spec.known_columns if c.known_kind is not None
+        ]
+        pending: list[tuple[int, dict[str, str], CheckedRow]] = []
+        records = _rows(path, bar)
+        next(records)  # the header, already checked
+        for fields in records:
+            self.rows_in += 1
+            number = self.rows_in
+            if not fields and width == 1:
+                fields = [""]  # a single-column file writes an empty value as a blank line
+            if len(fields) != width:
+                self._quarantine(number, malformed(width, len(fields)), fields)
+                continue
+            copy = duplicates.exact_copy(fields, number)
+            if copy is not None:
+                self._quarantine(number, copy, fields)
+                continue
+            row = dict(zip(self.header, fields, strict=True))
+            checked = check_row(spec, row)
+            if isinstance(checked, Rejection):
+                self._quarantine(number, checked, fields)
+                continue
+            repeated = duplicates.repeated_key(checked.key, number)
+            if repeated is not None:
+                self._quarantine(number, repeated, fields)
+                continue
+            pending.append((number, row, checked))
+            if len(pending) >= self.batch_rows:
+                yield self._batch(pending, known_columns)
+                pending = []
+        if pending:
+            yield self._batch(pending, known_columns)
+        if self.rows_in != self.rows_written + len(self.quarantined):
+            # Checked here too so that a miscount aborts the commit, not only the manifest.
+            raise RuntimeError(
+                f"ingest of {self.source_file}: rows in ({self.rows_in}) is not rows written "
+                f"({self.rows_written}) plus rows quarantined ({len(self.quarantined)})"
+            )
+
+    def _batch(
+        self,
+        pending: list[tuple[int, dict[str, str], CheckedRow]],
+        known_columns: list[tuple[str, Pii]],
+    ) -> pa.RecordBatch:
+        spec = self.spec
+        outputs = spec.outputs
+        columns: dict[str, list[object]] = {name: [] for name, _ in outputs}
+        pids = self.pseudonymiser.pids({checked.nhs_number for _, _, checked in pending})
+        pid_column: list[str] = []
+        for number, row, checked in pending:
+            values = checked.values
+            if checked.free_text:
+                cleared = self._deidentify(row, checked, known_columns)
+                if isinstance(cleared, Rejection):
+                    self._quarantine(number, cleared, [row[h] for h in self.header])
+                    continue
+                values = {**values, **cleared}
+            pid_column.append(pids[checked.nhs_number])
+            for name, _ in outputs:
+                columns[name].append(values[name])
+        self.rows_written += len(pid_column)
+        schema = linked_schema(spec)
+        arrays = [pa.array(pid_column, type=pa.string())] + [
+            pa.array(columns[name], type=schema.field(name).type) for name, _ in outputs
+        ]
+        return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+    def _deidentify(
+        self, row: Mapping[str, str], checked: CheckedRow, known_columns: list[tuple[str, Pii]]
+    ) -> dict[str, str] | Rejection:
+        assert self.deidentifier is not None
+        known = [(kind, row[name]) for name, kind in known_columns if row[name].strip()]
+        known.extend(self.known_by_patient.get(checked.nhs_number, ()))
+        cleared: dict[str, str] = {}
+        for column in self.spec.free_text_columns:
+            out = column.output or column.name
+            if out not in checked.free_text:
+                continue
+            try:
+                cleared[out] = self.deidentifier.deidentify(checked.free_text[out], known)
+            except Exception:
+                # Fail closed: the row is held back rather than written with raw text.
+                return deidentification_failed(column.name)
+        return cleared
+
+    def _quarantine(self, number: int, rejection: Rejection, fields: Sequence[str]) -> None:
+        raw: object = (
+            dict(zip(self.header, fields, strict=True))
+            if len(fields) == len(self.header)
+            else list(fields)
+        )
+        self.quarantined.append(
+            {
+                "source_file": self.source_file,
+                "source_sha256": self.sha256,
+                "row_number": number,
+                "reason_code": rejection.code.value,
+                "reason": rejection.reason,
+                "raw_row": json.dumps(raw, ensure_ascii=False),
+                "quarantined_at": dt.datetime.now(dt.UTC),
+            }
+        )
