@@ -1,6 +1,6 @@
 """A locked-down DuckDB connection over Delta tables.
 
-Tables are registered as Arrow datasets (``DeltaTable.to_pyarrow_dataset()``: filters and
+Tables are registered as Arrow datasets (``sde.adapters.delta.dataset``: filters and
 projections are pushed down), then external access is disabled and the configuration
 locked. From SQL, the connection can then read only what was registered: ``COPY ... TO``,
 ``read_csv``/``read_parquet`` of a path, ``glob``, ``ATTACH``, ``INSTALL``/``LOAD`` and
@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import duckdb
-from deltalake import DeltaTable
+
+from sde.adapters import delta
 
 
 def locked_connection(
@@ -32,8 +33,7 @@ def locked_connection(
     try:
         for name, path in tables.items():
             version = (versions or {}).get(name)
-            table = DeltaTable(str(path), version=version)
-            con.register(name, table.to_pyarrow_dataset())
+            con.register(name, delta.dataset(path, version))
         for statement in (
             f"SET memory_limit='{_size(memory_limit)}'",
             f"SET threads={int(threads)}",

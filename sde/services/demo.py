@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-from deltalake import DeltaTable
 
 from sde import workspace
+from sde.adapters import delta
 from sde.domain.projects import make_dataset_request
 from sde.domain.releases import Status, Vote
 from sde.errors import PolicyDenied
@@ -263,7 +263,7 @@ def _check_no_nhs_numbers(home: Home, n: Narrator) -> None:
     found = 0
     cells = 0
     for table_dir in sorted(home.linked.iterdir()):
-        data = DeltaTable(str(table_dir)).to_pyarrow_dataset().to_table()
+        data = delta.read(table_dir)
         for column in data.column_names:
             if not pa.types.is_string(data.schema.field(column).type):
                 continue

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import DeltaTable, write_deltalake
+from deltalake import write_deltalake
 
+from sde.adapters import delta
 from sde.domain.optouts import REGISTERS, registers_for
 from sde.domain.pseudonyms import ProjectPseudonymiser
 from sde.errors import InputError, NotFound
@@ -89,14 +90,14 @@ def read_manifest(home: Home, project_id: str) -> ExtractManifest:
 
 def _opt_out_pids(home: Home, register: str) -> tuple[pa.Array, int]:
     path = home.linked / register
-    if not (path / "_delta_log").exists():
+    pinned = delta.version(path)
+    if pinned is None:
         # Fail closed: an extract built without the register would ignore the opt-outs.
         raise InputError(
             f"the {register} register has not been ingested; ingest it before building extracts"
         )
-    table = DeltaTable(str(path))
-    pids = table.to_pyarrow_dataset().to_table(columns=[LINK_COLUMN]).column(LINK_COLUMN)
-    return pc.unique(pids.combine_chunks()), table.version()
+    pids = delta.read(path, pinned, [LINK_COLUMN]).column(LINK_COLUMN)
+    return pc.unique(pids.combine_chunks()), pinned
 
 
 def build_extract(
@@ -177,11 +178,10 @@ def _extract_table(
     batch_rows: int,
 ) -> TableManifest:
     source_path = home.linked / dataset
-    if not (source_path / "_delta_log").exists():
+    source_version = delta.version(source_path)
+    if source_version is None:
         raise NotFound(f"dataset {dataset} has not been ingested")
-    source = DeltaTable(str(source_path))
-    source_version = source.version()
-    ds = source.to_pyarrow_dataset()
+    ds = delta.dataset(source_path, source_version)
     available = set(ds.schema.names)
     wanted = [c for c in columns if c != LINK_COLUMN]
     unknown = [c for c in wanted if c not in available]
@@ -216,7 +216,9 @@ def _extract_table(
     reader = pa.RecordBatchReader.from_batches(out_schema, batches())
     target = out_dir / dataset
     write_deltalake(str(target), reader, mode="overwrite", schema_mode="overwrite")
-    version = DeltaTable(str(target)).version()
+    version = delta.version(target)
+    if version is None:  # pragma: no cover - written just above
+        raise NotFound(f"the extract table {dataset} was not written")
     return TableManifest(
         dataset=dataset,
         columns=[PATIENT_ID, *wanted],
