@@ -43,3 +43,34 @@ if [ "${SDE_SETUP_OPA:-0}" = "1" ]; then
         GOBIN="$root/.build/bin" GOFLAGS=-mod=mod go install "github.com/open-policy-agent/opa@$OPA_VERSION"
     fi
 fi
+
+# --- PostgreSQL server binaries (only when asked: the SQL tests start a throwaway ------
+# cluster of their own in a temp dir; no system cluster or service is ever used) -------
+if [ "${SDE_SETUP_POSTGRES:-0}" = "1" ]; then
+    have_postgres() {
+        compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null \
+            || { command -v initdb >/dev/null && command -v pg_ctl >/dev/null; }
+    }
+    if ! have_postgres; then
+        if [ "$(id -u)" != 0 ]; then
+            say "the SQL tests need the PostgreSQL server binaries (initdb, pg_ctl), and"
+            say "installing them needs root: apt-get install postgresql (then run this again)"
+            exit 1
+        fi
+        say "installing the PostgreSQL server binaries (Debian package postgresql, once)"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        # postgresql-common first, told not to create (and start) a 'main' cluster: the
+        # tests run initdb themselves and never need the system service.
+        apt-get install -y -qq postgresql-common >/dev/null
+        sed -i 's/^#\?[[:space:]]*create_main_cluster.*/create_main_cluster = false/' \
+            /etc/postgresql-common/createcluster.conf
+        apt-get install -y -qq postgresql >/dev/null
+        have_postgres || { say "installed postgresql but found no initdb"; exit 1; }
+    fi
+    # PostgreSQL refuses to run as root; as root the tests run it as this system user.
+    if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
+        say "creating the postgres system user"
+        useradd --system --user-group --no-create-home --shell /usr/sbin/nologin postgres
+    fi
+fi

@@ -26,7 +26,7 @@ T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 
 @pytest.fixture(params=SQL_BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with fresh_database(request.param, tmp_path) as url:
+    with fresh_database(request, tmp_path) as url:
         upgrade(url)
         yield url
 
@@ -45,7 +45,7 @@ def log(engine: sa.Engine) -> SqlAuditLog:
 
 @pytest.fixture(params=SQL_BACKENDS)
 def home(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Home]:
-    with fresh_database(request.param, tmp_path) as url:
+    with fresh_database(request, tmp_path) as url:
         settings = (
             Settings() if request.param == "sqlite" else Settings(extra={"database_url": url})
         )

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.sql
 
 @pytest.fixture(params=SQL_BACKENDS)
 def home(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Home]:
-    with fresh_database(request.param, tmp_path) as url:
+    with fresh_database(request, tmp_path) as url:
         settings = (
             Settings() if request.param == "sqlite" else Settings(extra={"database_url": url})
         )

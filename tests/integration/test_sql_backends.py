@@ -1,16 +1,15 @@
 """The control database: backends for the SQL tests, and the migrations.
 
-The SQL tests run on SQLite in ``tmp_path``, and on PostgreSQL too when
-``SDE_TEST_POSTGRES_URL`` names a server where the test user may create databases
-(e.g. ``postgresql+psycopg://sde@/postgres?host=/tmp/pg``): each test then gets a fresh
-database, dropped afterwards. Other SQL test modules import ``SQL_BACKENDS`` and
-``fresh_database`` from here.
+Every SQL test runs on SQLite in ``tmp_path`` and on PostgreSQL (ids ``sqlite`` and
+``postgresql``). PostgreSQL is the session's throwaway server (``tests/conftest.py``,
+``tests/postgres.py``), or ``SDE_TEST_POSTGRES_URL`` when set, naming a server where the
+test user may create databases (e.g. ``postgresql+psycopg://sde@/postgres?host=/tmp/pg``):
+each test gets a fresh database, dropped afterwards. Other SQL test modules import
+``SQL_BACKENDS`` and ``fresh_database`` from here.
 """
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -34,11 +33,11 @@ from sde.adapters.sql import (
     upgrade,
 )
 from sde.errors import ConfigError
+from tests import postgres
 
 pytestmark = pytest.mark.sql
 
-POSTGRES_ADMIN_URL = os.environ.get("SDE_TEST_POSTGRES_URL", "")
-SQL_BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_ADMIN_URL else [])
+SQL_BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 TABLES = {
     "people",
     "projects",
@@ -52,27 +51,18 @@ TABLES = {
 
 
 @contextmanager
-def fresh_database(backend: str, tmp_path: Path) -> Iterator[str]:
-    """The URL of a new, empty database on ``backend``."""
-    if backend == "sqlite":
+def fresh_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a new, empty database on the backend ``request.param`` names."""
+    if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'control.db'}"
         return
-    admin_url = sa.engine.make_url(POSTGRES_ADMIN_URL)
-    name = f"sde_test_{secrets.token_hex(6)}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        yield admin_url.set(database=name).render_as_string(hide_password=False)
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        admin.dispose()
+    with postgres.fresh_database(request.getfixturevalue("postgres_admin_url")) as url:
+        yield url
 
 
 @pytest.fixture(params=SQL_BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with fresh_database(request.param, tmp_path) as url:
+    with fresh_database(request, tmp_path) as url:
         yield url
 
 

@@ -88,7 +88,7 @@ class Clock:
 
 @pytest.fixture(params=SQL_BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with fresh_database(request.param, tmp_path) as url:
+    with fresh_database(request, tmp_path) as url:
         upgrade(url)
         yield url
 
