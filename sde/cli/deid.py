@@ -1,0 +1,1 @@
+"""`sde deid` commands (to be written)."""
