@@ -75,6 +75,7 @@ def _register() -> None:
         demo,
         extract,
         ingest,
+        optout,
         project,
         release,
         synth,

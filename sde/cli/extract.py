@@ -44,6 +44,8 @@ def extract_command(project_id: str, actor: str, home_dir: Path | None) -> None:
                 purpose=project.purpose.value,
                 national_opt_out_applies=project.national_opt_out_applies,
                 datasets=approved,
+                sponsor_type=project.sponsor_type.value,
+                sponsor_organisation=project.sponsor,
             ),
             origins,
             actor=actor,
@@ -51,7 +53,9 @@ def extract_command(project_id: str, actor: str, home_dir: Path | None) -> None:
         )
     for name, table in sorted(manifest.tables.items()):
         click.echo(
-            f"{name}: {table.rows_written} rows ({table.rows_removed_by_opt_out} removed by "
-            f"opt-outs: {', '.join(table.opt_outs_applied) or 'none'}), columns "
-            f"{', '.join(table.columns)}, source version {table.source_version}"
+            f"{name}: {table.rows_written} rows, columns {', '.join(table.columns)}, "
+            f"source version {table.source_version}; opt-outs removed "
+            f"{table.patients_removed_by_opt_out} patients ({table.rows_removed_by_opt_out} rows)"
         )
+        for rule, removed in table.removed_by_rule.items():
+            click.echo(f"  {rule}: {removed['patients']} patients, {removed['rows']} rows")

@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from sde import workspace
 from sde.adapters import delta
+from sde.domain.nhs_number import is_valid
 from sde.domain.projects import make_dataset_request
 from sde.domain.releases import Status, Vote
 from sde.errors import PolicyDenied
@@ -26,6 +27,7 @@ from sde.services.audit import verify_report
 from sde.services.extract import ExtractRequest, build_extract
 from sde.services.home import Home, init_home
 from sde.services.ingest import ingest_all, load_spec, shipped_datasets
+from sde.services.optouts import import_choices
 from sde.services.projects import NewProject, ProjectService
 from sde.services.release import OutputFile
 from sde.services.synth import synthesise
@@ -149,6 +151,14 @@ def run_demo(home_dir: Path, say: Callable[[str], None], patients: int = 10_000)
     n.detail(f"project {PROJECT} approved by {BOARD}; member {RESEARCHER}")
 
     n.stage("Build the project's extract (approved columns, opt-outs applied)")
+    choices = import_choices(
+        home, _write_choices(home), actor=OPERATOR, source="demo", audit=store.audit
+    )
+    n.detail(
+        f"patients' own choices: {choices.events} recorded ("
+        + ", ".join(f"{kind} {count}" for kind, count in choices.by_scope.items())
+        + ")"
+    )
     manifest = build_extract(
         home,
         ExtractRequest(
@@ -156,16 +166,35 @@ def run_demo(home_dir: Path, say: Callable[[str], None], patients: int = 10_000)
             project.purpose.value,
             project.national_opt_out_applies,
             {d.dataset: d.columns for d in store.list_project_datasets(PROJECT)},
+            sponsor_type=project.sponsor_type.value,
+            sponsor_organisation=project.sponsor,
         ),
         {name: load_spec(name).origin.value for name in shipped_datasets()},
         actor=OPERATOR,
         audit=store.audit,
     )
+    for rule in ("choice:research", "choice:organisation", "choice:project"):
+        expect(
+            manifest.tables["patients"].removed_by_rule[rule]["patients"] > 0,
+            f"patients' {rule} opt-outs removed someone",
+        )
     for name, t in sorted(manifest.tables.items()):
         expect(t.rows_removed_by_opt_out > 0, f"{name}: opt-outs removed someone")
+        expect(
+            sum(r["rows"] for r in t.removed_by_rule.values()) >= t.rows_removed_by_opt_out,
+            f"{name}: every removed row is counted under a rule",
+        )
         n.detail(
-            f"{name}: {t.rows_written:,} rows, {t.rows_removed_by_opt_out} removed by "
-            f"{' + '.join(t.opt_outs_applied)}; columns {', '.join(t.columns)}"
+            f"{name}: {t.rows_written:,} rows; {t.patients_removed_by_opt_out} patients "
+            f"({t.rows_removed_by_opt_out} rows) removed by opt-outs; "
+            f"columns {', '.join(t.columns)}"
+        )
+        n.detail(
+            "  by rule: "
+            + ", ".join(
+                f"{rule} {r['patients']} patients/{r['rows']} rows"
+                for rule, r in t.removed_by_rule.items()
+            )
         )
 
     n.stage(f"Researcher {RESEARCHER} queries the extract in a locked-down DuckDB")
@@ -250,6 +279,30 @@ def run_demo(home_dir: Path, say: Callable[[str], None], patients: int = 10_000)
     n.say("")
     n.say(f"demo complete in {time.monotonic() - n.started:.1f} s: every stage did what it should")
     return home
+
+
+def _write_choices(home: Home) -> Path:
+    """A file of patients' own choices, as a patient-facing service would send them:
+    40 patients of the synthetic population (their NHS numbers stay in ``sources``)."""
+    with (home.sources / "patients.csv").open(newline="") as f:
+        numbers = dict.fromkeys(
+            row["nhs_number"] for row in csv.DictReader(f) if is_valid(row["nhs_number"])
+        )
+    chosen = list(numbers)[-40:]
+    scopes = (
+        [("research", "")] * 12
+        + [("planning", "")] * 8
+        + [("commercial", "")] * 8
+        + [("organisation", "University of Leeds")] * 6
+        + [("project", PROJECT)] * 6
+    )
+    path = home.sources / "opt_out_choices.csv"
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["nhs_number", "scope", "target", "choice", "recorded_at"])
+        for number, (scope, target) in zip(chosen, scopes, strict=True):
+            writer.writerow([number, scope, target, "opt_out", dt.date.today().isoformat()])
+    return path
 
 
 def _check_no_nhs_numbers(home: Home, n: Narrator) -> None:

@@ -1,7 +1,10 @@
 """Build a project's extract: linked zone → project zone.
 
-Only the approved datasets and columns; opt-outs applied (national data opt-out unless
-the project is exempt, type 1 for GP data); ``pid`` replaced by the project pseudonym
+Only the approved datasets and columns; opt-outs applied as
+:func:`sde.services.optouts.exclusions` answers for the project and each dataset's origin
+(national data opt-out unless the project is exempt, type 1 for GP data, and patients'
+own choices by purpose, commercial sponsor, organisation and project); the manifest
+counts the patients and rows each rule removed. ``pid`` replaced by the project pseudonym
 ``patient_id``; the source Delta versions pinned in the manifest so the extract can be
 rebuilt exactly. Streams in Arrow batches, so memory stays flat on large tables.
 """
@@ -19,10 +22,11 @@ import pyarrow.compute as pc
 from deltalake import write_deltalake
 
 from sde.adapters import delta
-from sde.domain.optouts import REGISTERS, registers_for
+from sde.domain.optouts import ExclusionTerms
 from sde.domain.pseudonyms import ProjectPseudonymiser
 from sde.errors import InputError, NotFound
 from sde.services.home import Home
+from sde.services.optouts import Exclusions, load_opt_outs
 from sde.services.ports import AuditSink
 
 PATIENT_ID = "patient_id"
@@ -32,12 +36,28 @@ MANIFEST = "manifest.json"
 
 @dataclass(frozen=True)
 class ExtractRequest:
-    """What the project's approval allows, as plain values."""
+    """What the project's approval allows, as plain values.
+
+    ``sponsor_type`` and ``sponsor_organisation`` decide which patients' choices apply;
+    left out (``None``) they are taken at their strictest: every commercial and every
+    organisation opt-out is applied."""
 
     project_id: str
     purpose: str
     national_opt_out_applies: bool
     datasets: Mapping[str, tuple[str, ...]]
+    sponsor_type: str | None = None
+    sponsor_organisation: str | None = None
+
+    def terms(self, origin: str) -> ExclusionTerms:
+        return ExclusionTerms(
+            project_id=self.project_id,
+            purpose=self.purpose,
+            national_opt_out_applies=self.national_opt_out_applies,
+            sponsor_type=self.sponsor_type,
+            sponsor_organisation=self.sponsor_organisation,
+            origin=origin,
+        )
 
 
 @dataclass(frozen=True)
@@ -50,6 +70,11 @@ class TableManifest:
     rows_removed_by_opt_out: int
     opt_outs_applied: list[str]
     version: int
+    patients_removed_by_opt_out: int = 0
+    """Distinct patients present in the source that any rule removed."""
+    removed_by_rule: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Per applied rule: ``{"patients": n, "rows": m}`` it removed from the source. A
+    patient excluded by two rules counts under each."""
 
 
 @dataclass(frozen=True)
@@ -88,18 +113,6 @@ def read_manifest(home: Home, project_id: str) -> ExtractManifest:
     return ExtractManifest.from_json(json.loads(path.read_text()))
 
 
-def _opt_out_pids(home: Home, register: str) -> tuple[pa.Array, int]:
-    path = home.linked / register
-    pinned = delta.version(path)
-    if pinned is None:
-        # Fail closed: an extract built without the register would ignore the opt-outs.
-        raise InputError(
-            f"the {register} register has not been ingested; ingest it before building extracts"
-        )
-    pids = delta.read(path, pinned, [LINK_COLUMN]).column(LINK_COLUMN)
-    return pc.unique(pids.combine_chunks()), pinned
-
-
 def build_extract(
     home: Home,
     request: ExtractRequest,
@@ -113,10 +126,9 @@ def build_extract(
     the same project (a refresh), as a new Delta version of each table."""
     if not request.datasets:
         raise InputError(f"project {request.project_id} has no approved datasets")
-    registers: dict[str, pa.Array] = {}
-    register_versions: dict[str, int] = {}
-    for name in REGISTERS:
-        registers[name], register_versions[name] = _opt_out_pids(home, name)
+    # Registers and choices read once, at pinned versions, for every table.
+    opt_outs = load_opt_outs(home)
+    register_versions = dict(opt_outs.versions)
 
     pseudonymiser = ProjectPseudonymiser(home.master_key(), request.project_id)
     out_dir = extract_dir(home, request.project_id)
@@ -130,16 +142,11 @@ def build_extract(
     for dataset, columns in sorted(request.datasets.items()):
         if dataset not in origins:
             raise InputError(f"dataset {dataset} has no spec; it cannot be extracted")
-        applied = registers_for(origins[dataset], request.purpose, request.national_opt_out_applies)
-        excluded = pa.chunked_array(
-            [registers[r] for r in sorted(applied)], type=pa.string()
-        ).combine_chunks()
         manifest.tables[dataset] = _extract_table(
             home,
             dataset,
             list(columns),
-            excluded,
-            sorted(applied),
+            opt_outs.exclusions(request.terms(origins[dataset])),
             pseudonymiser,
             out_dir,
             batch_rows,
@@ -156,6 +163,8 @@ def build_extract(
                     name: {
                         "rows": t.rows_written,
                         "removed_by_opt_out": t.rows_removed_by_opt_out,
+                        "patients_removed_by_opt_out": t.patients_removed_by_opt_out,
+                        "removed_by_rule": t.removed_by_rule,
                         "source_version": t.source_version,
                         "version": t.version,
                     }
@@ -171,8 +180,7 @@ def _extract_table(
     home: Home,
     dataset: str,
     columns: list[str],
-    excluded: pa.Array,
-    applied: list[str],
+    exclusions: Exclusions,
     pseudonymiser: ProjectPseudonymiser,
     out_dir: Path,
     batch_rows: int,
@@ -194,12 +202,30 @@ def _extract_table(
         [pa.field(PATIENT_ID, pa.string(), nullable=False)] + [ds.schema.field(c) for c in wanted]
     )
     counts = {"in": 0, "out": 0}
+    excluded = exclusions.excluded()
+    rule_pids = {name: exclusions.array(name) for name in exclusions.applied}
+    rows_by_rule = dict.fromkeys(rule_pids, 0)
+    patients_by_rule: dict[str, set[str]] = {name: set() for name in rule_pids}
+    patients_removed: set[str] = set()
+
+    def count_removed(removed: pa.Array) -> None:
+        # Per distinct removed pid: how many rows, and which rules exclude it.
+        tally = pc.value_counts(removed)
+        values = tally.field("values")
+        rows = tally.field("counts")
+        patients_removed.update(values.to_pylist())
+        for name, pids in rule_pids.items():
+            hit = pc.is_in(values, value_set=pids)
+            rows_by_rule[name] += int(pc.sum(rows.filter(hit)).as_py() or 0)
+            patients_by_rule[name].update(values.filter(hit).to_pylist())
 
     def batches() -> Iterator[pa.RecordBatch]:
         for batch in ds.to_batches(columns=[LINK_COLUMN, *wanted], batch_size=batch_rows):
             counts["in"] += batch.num_rows
-            keep = pc.invert(pc.is_in(batch.column(LINK_COLUMN), value_set=excluded))
-            batch = batch.filter(keep)
+            drop = pc.is_in(batch.column(LINK_COLUMN), value_set=excluded)
+            if pc.any(drop).as_py():
+                count_removed(batch.column(LINK_COLUMN).filter(drop))
+            batch = batch.filter(pc.invert(drop))
             if batch.num_rows == 0:
                 continue
             pids = batch.column(LINK_COLUMN)
@@ -226,6 +252,11 @@ def _extract_table(
         rows_in_source=counts["in"],
         rows_written=counts["out"],
         rows_removed_by_opt_out=counts["in"] - counts["out"],
-        opt_outs_applied=applied,
+        opt_outs_applied=list(exclusions.applied),
         version=version,
+        patients_removed_by_opt_out=len(patients_removed),
+        removed_by_rule={
+            name: {"patients": len(patients_by_rule[name]), "rows": rows_by_rule[name]}
+            for name in exclusions.applied
+        },
     )
