@@ -27,16 +27,22 @@ that is not JSON or holds text regopy cannot carry all give
 ``Decision(allow=False, reasons=("policy engine error: ...",))``.
 At start-up the engine runs the canary decisions of ``sde.domain.policy.CANARIES`` and
 raises ``PolicyEngineFault`` if any comes back wrong, or if a policy file does not compile.
+
+Bundle identity: :func:`policy_bundle_hash` digests the policy modules a folder holds, and
+``RegoEmbeddedEngine.bundle_hash`` is that digest over the very bytes the engine loaded, so
+a recorded decision names the policies that made it (the OPA server engine checks the
+same digest against its bundle's revision).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import regopy
 
@@ -75,8 +81,36 @@ def policy_files(policy_dir: Path) -> list[Path]:
     )
 
 
+def bundle_hash_of(sources: Mapping[str, bytes]) -> str:
+    """The SHA-256 (hex) of policy modules given as ``{file name: content}``.
+
+    Each module in file-name order contributes ``<name> NUL <length> NUL <content>``, so
+    renaming, moving text between files, adding or removing a file all change the hash.
+    """
+    digest = hashlib.sha256()
+    for name in sorted(sources):
+        content = sources[name]
+        digest.update(name.encode("utf-8") + b"\0" + str(len(content)).encode("ascii") + b"\0")
+        digest.update(content)
+    return digest.hexdigest()
+
+
+def policy_bundle_hash(policy_dir: Path) -> str:
+    """The identity of the policies in ``policy_dir``: :func:`bundle_hash_of` over its
+    policy modules (every ``.rego`` file but ``*_test.rego``, as :func:`policy_files`).
+
+    Build the OPA server's bundle from the same folder with ``--revision`` set to this
+    hash; ``OpaServerEngine`` checks it at start-up.
+    """
+    if not policy_dir.is_dir():
+        raise ConfigError(f"policy folder {policy_dir} does not exist")
+    return bundle_hash_of({path.name: path.read_bytes() for path in policy_files(policy_dir)})
+
+
 class RegoEmbeddedEngine:
     """A ``PolicyEngine`` over the policies in ``policy_dir``, evaluated by regopy."""
+
+    kind: Final = "regopy"
 
     def __init__(self, policy_dir: Path, *, canaries: Iterable[Canary] = CANARIES) -> None:
         self._policy_dir = policy_dir
@@ -86,14 +120,20 @@ class RegoEmbeddedEngine:
         if not files:
             raise ConfigError(f"policy folder {policy_dir} holds no .rego policies")
         modules: dict[str, str] = {}
+        raw: dict[str, bytes] = {}
         packages: set[str] = set()
         for path in files:
-            source = path.read_text(encoding="utf-8")
+            raw[path.name] = path.read_bytes()
+            try:
+                source = raw[path.name].decode("utf-8")
+            except UnicodeDecodeError:
+                raise PolicyEngineFault(f"policy {path.name} is not UTF-8 text") from None
             found = _PACKAGE_LINE.search(source)
             if found is None:
                 raise PolicyEngineFault(f"policy {path.name} has no package line regopy can read")
             packages.add(found.group(1))
             modules[path.name] = source
+        self._bundle_hash = bundle_hash_of(raw)
         self._lock = threading.Lock()
         # Interpreters that built the bundles are kept alive with them.
         self._builders: list[Any] = []
@@ -107,6 +147,11 @@ class RegoEmbeddedEngine:
     @property
     def policy_dir(self) -> Path:
         return self._policy_dir
+
+    @property
+    def bundle_hash(self) -> str:
+        """:func:`bundle_hash_of` the policy modules this engine loaded."""
+        return self._bundle_hash
 
     @property
     def packages(self) -> frozenset[str]:

@@ -3,13 +3,21 @@ workspace, the demo) call these; services receive what they return."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from sde.adapters.rego_embedded import RegoEmbeddedEngine, default_policy_dir
+from sde.adapters.rego_embedded import (
+    RegoEmbeddedEngine,
+    default_policy_dir,
+    policy_bundle_hash,
+)
 from sde.adapters.sql import ControlPlane, open_control_plane
 from sde.domain.policy import PolicyEngine
 from sde.errors import ConfigError
+from sde.services.decisions import SYSTEM_ACTOR, AuditedPolicyEngine
 from sde.services.home import Home
+from sde.services.ports import AuditSink
 from sde.services.release import ReleaseService
 
 
@@ -17,11 +25,58 @@ def control_plane(home: Home) -> ControlPlane:
     return open_control_plane(home.database_url)
 
 
-def policy_engine(home: Home, policy_dir: Path | None = None) -> PolicyEngine:
+def policy_engine(
+    home: Home,
+    policy_dir: Path | None = None,
+    *,
+    audit: AuditSink | None = None,
+    actor: str = SYSTEM_ACTOR,
+) -> PolicyEngine:
+    """The policy engine the home's settings name, over ``policy_dir`` (default: the
+    repository's ``policies/``). With ``audit``, every decision is recorded there
+    (:class:`~sde.services.decisions.AuditedPolicyEngine`, for ``actor``).
+
+    ``policy_engine: regopy`` (the default) evaluates in-process. ``policy_engine: opa``
+    asks the OPA server at ``opa_url`` (``http://127.0.0.1:8181``), whose bundle revision
+    must be the hash of ``policy_dir``'s policies; ``opa_timeout_s`` (default 2) and
+    ``opa_retries`` (default 2) tune it.
+    """
     name = home.settings.policy_engine
-    if name != "regopy":
-        raise ConfigError(f"policy engine {name!r} is not available; use 'regopy'")
-    return RegoEmbeddedEngine(policy_dir or default_policy_dir())
+    folder = policy_dir or default_policy_dir()
+    engine: PolicyEngine
+    if name == "regopy":
+        engine = RegoEmbeddedEngine(folder)
+    elif name == "opa":
+        engine = _opa_engine(home.settings.extra, folder)
+    else:
+        raise ConfigError(f"policy engine {name!r} is not available; use 'regopy' or 'opa'")
+    if audit is None:
+        return engine
+    return AuditedPolicyEngine(engine, audit, actor)
+
+
+def _opa_engine(extra: Mapping[str, Any], folder: Path) -> PolicyEngine:
+    # Imported here: the HTTP client loads only when the OPA server is the engine.
+    from sde.adapters.opa_server import OpaServerEngine
+
+    url = extra.get("opa_url")
+    if not isinstance(url, str) or not url.strip():
+        raise ConfigError(
+            "policy_engine 'opa' needs the server's address as opa_url in config.yaml "
+            "(e.g. http://127.0.0.1:8181)"
+        )
+    timeout_s = extra.get("opa_timeout_s", 2.0)
+    retries = extra.get("opa_retries", 2)
+    if isinstance(timeout_s, bool) or not isinstance(timeout_s, int | float):
+        raise ConfigError("config setting 'opa_timeout_s' must be a number of seconds")
+    if isinstance(retries, bool) or not isinstance(retries, int):
+        raise ConfigError("config setting 'opa_retries' must be a whole number")
+    return OpaServerEngine(
+        url,
+        expected_bundle_hash=policy_bundle_hash(folder),
+        timeout_s=timeout_s,
+        retries=retries,
+    )
 
 
 def release_service(home: Home, store: ControlPlane, engine: PolicyEngine) -> ReleaseService:
