@@ -1,8 +1,9 @@
 # METADATA
 # title: Release from the airlock
 # description: |
-#   Can this release request be released? Safe outputs: an approved request whose
-#   every file passed its automatic checks and has a checksum, with enough independent
+#   Can this release request be released? Safe outputs: an approved request of an
+#   approved project (a suspended project's releases are frozen) whose every file
+#   passed its automatic checks and has a checksum, with enough independent
 #   approvals, none from the author, and no rejection. The input is built by
 #   sde.domain.policy.make_egress_input; see docs/policies.md.
 #   Undefined means deny: allow needs every positive fact below and no deny reason,
@@ -21,6 +22,7 @@ default allow := false
 allow if {
 	count(deny) == 0
 	request_approved
+	project_approved
 	has_files
 	all_files_passed_checks
 	all_files_hashed
@@ -81,6 +83,11 @@ independent_approvers := approvers - authors
 
 request_approved if request.status == "approved"
 
+# METADATA
+# title: Project approved
+# description: Only an approved project's outputs leave; suspended or closed freezes them.
+project_approved if request.project_status == "approved"
+
 has_files if count(files) > 0
 
 all_files_passed_checks if {
@@ -134,6 +141,23 @@ deny contains msg if {
 		"the release request has status %s, not approved",
 		[text_field(request, "status")],
 	)
+}
+
+# METADATA
+# title: Project not approved
+deny contains msg if {
+	is_id(request.project_status)
+	not project_approved
+	msg := sprintf(
+		"the project of the release request is %s, not approved: its releases are frozen",
+		[request.project_status],
+	)
+}
+
+# METADATA
+# title: Project unknown
+deny contains "the project of the release request is not known" if {
+	not is_id(object.get(request, "project_status", null))
 }
 
 # METADATA

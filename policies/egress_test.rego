@@ -31,6 +31,7 @@ base := {
 		"id": "rr-1",
 		"author": "r-ada",
 		"status": "approved",
+		"project_status": "approved",
 		"files": [table, figure],
 		"reviews": [
 			{"reviewer": "c-1", "decision": "approve"},
@@ -91,7 +92,25 @@ test_empty_input_refused if {
 		"the release request has no files",
 		"the release request has no author on record",
 		"the release request has 0 of the 2 independent approvals required",
+		"the project of the release request is not known",
 	} with input as {}
+}
+
+test_suspended_or_closed_project_freezes_release if {
+	every status in ["suspended", "closed", "published", "draft", "rejected"] {
+		refused_with(
+			with_request({"project_status": status}),
+			sprintf("the project of the release request is %s, not approved: its releases are frozen", [status]),
+		)
+	}
+}
+
+test_project_status_missing_refused if {
+	reason := "the project of the release request is not known"
+	refused_with(json.remove(base, ["request/project_status"]), reason)
+	refused_with(with_request({"project_status": null}), reason)
+	refused_with(with_request({"project_status": 7}), reason)
+	not egress.project_approved with input as with_request({"project_status": "suspended"})
 }
 
 test_not_approved_refused if {

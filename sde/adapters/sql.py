@@ -47,8 +47,18 @@ from sde.domain.audit import (
     next_event,
     verify_chain,
 )
+from sde.domain.governance import (
+    BoardVote,
+    BoardVoteDecision,
+    ConflictOfInterest,
+    OrganisationBan,
+    PublicComment,
+    organisation_key,
+)
 from sde.domain.projects import (
     ApprovedDataset,
+    BoardKind,
+    LegalBasis,
     Member,
     MemberRole,
     Person,
@@ -68,7 +78,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 SUPPORTED_BACKENDS = frozenset({"sqlite", "postgresql"})
 WRITE_OPTION = "sde_write"
 _PG_MIGRATION_LOCK = 0x5DE0_0001
@@ -129,6 +139,8 @@ people = sa.Table(
     sa.Column("banned_until", UtcDateTime, nullable=True),
     sa.Column("ban_reason", sa.Text, nullable=True),
     sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("board_kind", sa.String(16), nullable=True),
+    _one_of("board_kind", [k.value for k in BoardKind], "ck_people_board_kind"),
 )
 
 projects = sa.Table(
@@ -147,9 +159,27 @@ projects = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("approved_at", UtcDateTime, nullable=True),
     sa.Column("approved_by", sa.String(64), sa.ForeignKey("people.id"), nullable=True),
+    sa.Column("summary", sa.Text, nullable=True),
+    sa.Column("legal_basis_type", sa.String(32), nullable=True),
+    sa.Column("public_benefit", sa.Text, nullable=True),
+    sa.Column("benefit_sharing", sa.Text, nullable=True),
+    sa.Column("exclusive_access", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("uses", sa.JSON, nullable=True),
+    sa.Column("cohort", sa.Text, nullable=True),
+    sa.Column("ai_ml_use", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("ai_ml_description", sa.Text, nullable=True),
+    sa.Column("processors", sa.JSON, nullable=True),
+    sa.Column("published_at", UtcDateTime, nullable=True),
+    sa.Column("comment_period_ends", UtcDateTime, nullable=True),
+    sa.Column("decided_at", UtcDateTime, nullable=True),
+    sa.Column("decided_by", sa.String(64), sa.ForeignKey("people.id"), nullable=True),
+    sa.Column("decision_reasons", sa.JSON, nullable=True),
+    sa.Column("status_reason", sa.Text, nullable=True),
+    sa.Column("status_changed_at", UtcDateTime, nullable=True),
     _one_of("purpose", [p.value for p in Purpose], "ck_projects_purpose"),
     _one_of("sponsor_type", [s.value for s in SponsorType], "ck_projects_sponsor_type"),
     _one_of("status", [s.value for s in ProjectStatus], "ck_projects_status"),
+    _one_of("legal_basis_type", [b.value for b in LegalBasis], "ck_projects_legal_basis_type"),
 )
 
 project_members = sa.Table(
@@ -170,6 +200,49 @@ project_datasets = sa.Table(
     sa.Column("dataset", sa.String(63), primary_key=True),
     sa.Column("columns", sa.JSON, nullable=False),
     sa.Column("justification", sa.Text, nullable=True),
+    sa.Column("column_justifications", sa.JSON, nullable=True),
+)
+
+project_comments = sa.Table(
+    "project_comments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project_id", sa.String(63), sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("author", sa.String(200), nullable=True),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Index("ix_project_comments_project_id", "project_id"),
+)
+
+project_conflicts = sa.Table(
+    "project_conflicts",
+    metadata,
+    sa.Column("project_id", sa.String(63), sa.ForeignKey("projects.id"), primary_key=True),
+    sa.Column("person_id", sa.String(64), sa.ForeignKey("people.id"), primary_key=True),
+    sa.Column("interest", sa.Text, nullable=False),
+    sa.Column("declared_at", UtcDateTime, nullable=False),
+)
+
+board_votes = sa.Table(
+    "board_votes",
+    metadata,
+    sa.Column("project_id", sa.String(63), sa.ForeignKey("projects.id"), primary_key=True),
+    sa.Column("voter", sa.String(64), sa.ForeignKey("people.id"), primary_key=True),
+    sa.Column("decision", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("cast_at", UtcDateTime, nullable=False),
+    _one_of("decision", [d.value for d in BoardVoteDecision], "ck_board_votes_decision"),
+)
+
+organisation_bans = sa.Table(
+    "organisation_bans",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("organisation", sa.String(200), nullable=False),
+    sa.Column("banned_until", UtcDateTime, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("banned_at", UtcDateTime, nullable=False),
+    sa.Column("banned_by", sa.String(64), nullable=False),
 )
 
 release_requests = sa.Table(
@@ -277,6 +350,13 @@ def upgrade(url: str) -> None:
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
+            sqlite = conn.dialect.name == "sqlite"
+            if sqlite:
+                # SQLite rebuilds a table to change a constraint; with foreign keys enforced,
+                # dropping the old copy would count as deleting every referenced row. They
+                # are switched off (outside the transaction, where the pragma works) and
+                # every reference is checked before the migration commits.
+                conn.connection.driver_connection.execute("PRAGMA foreign_keys = OFF")  # type: ignore[union-attr]
             conn.execution_options(**{WRITE_OPTION: True})
             with conn.begin():
                 if conn.dialect.name == "postgresql":
@@ -287,6 +367,13 @@ def upgrade(url: str) -> None:
                 config = alembic_config()
                 config.attributes["connection"] = conn
                 command.upgrade(config, "head")
+                if sqlite:
+                    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise ConfigError(
+                            f"the migration would leave {len(broken)} broken references; "
+                            "nothing was changed"
+                        )
     finally:
         engine.dispose()
 
@@ -478,6 +565,7 @@ def _person(row: sa.Row[Any]) -> Person:
         created_at=row.created_at,
         banned_until=row.banned_until,
         ban_reason=row.ban_reason,
+        board_kind=BoardKind(row.board_kind) if row.board_kind else None,
     )
 
 
@@ -491,6 +579,7 @@ def _person_values(person: Person) -> dict[str, Any]:
         "banned_until": person.banned_until,
         "ban_reason": person.ban_reason,
         "created_at": person.created_at,
+        "board_kind": person.board_kind.value if person.board_kind else None,
     }
 
 
@@ -509,7 +598,59 @@ def _project(row: sa.Row[Any]) -> Project:
         created_at=row.created_at,
         approved_at=row.approved_at,
         approved_by=row.approved_by,
+        summary=row.summary,
+        legal_basis_type=LegalBasis(row.legal_basis_type) if row.legal_basis_type else None,
+        public_benefit=row.public_benefit,
+        benefit_sharing=row.benefit_sharing,
+        exclusive_access=bool(row.exclusive_access),
+        uses=tuple(row.uses or ()),
+        cohort=row.cohort,
+        ai_ml_use=bool(row.ai_ml_use),
+        ai_ml_description=row.ai_ml_description,
+        processors=tuple(row.processors or ()),
+        published_at=row.published_at,
+        comment_period_ends=row.comment_period_ends,
+        decided_at=row.decided_at,
+        decided_by=row.decided_by,
+        decision_reasons=tuple(row.decision_reasons or ()),
+        status_reason=row.status_reason,
+        status_changed_at=row.status_changed_at,
     )
+
+
+def _project_values(project: Project) -> dict[str, Any]:
+    return {
+        "id": project.id,
+        "title": project.title,
+        "purpose": project.purpose.value,
+        "sponsor": project.sponsor,
+        "sponsor_type": project.sponsor_type.value,
+        "legal_basis": project.legal_basis,
+        "national_opt_out_applies": project.national_opt_out_applies,
+        "status": project.status.value,
+        "start_date": project.start_date,
+        "end_date": project.end_date,
+        "created_at": project.created_at,
+        "approved_at": project.approved_at,
+        "approved_by": project.approved_by,
+        "summary": project.summary,
+        "legal_basis_type": project.legal_basis_type.value if project.legal_basis_type else None,
+        "public_benefit": project.public_benefit,
+        "benefit_sharing": project.benefit_sharing,
+        "exclusive_access": project.exclusive_access,
+        "uses": list(project.uses),
+        "cohort": project.cohort,
+        "ai_ml_use": project.ai_ml_use,
+        "ai_ml_description": project.ai_ml_description,
+        "processors": list(project.processors),
+        "published_at": project.published_at,
+        "comment_period_ends": project.comment_period_ends,
+        "decided_at": project.decided_at,
+        "decided_by": project.decided_by,
+        "decision_reasons": list(project.decision_reasons),
+        "status_reason": project.status_reason,
+        "status_changed_at": project.status_changed_at,
+    }
 
 
 def _member(row: sa.Row[Any]) -> Member:
@@ -517,7 +658,33 @@ def _member(row: sa.Row[Any]) -> Member:
 
 
 def _dataset(row: sa.Row[Any]) -> ApprovedDataset:
-    return ApprovedDataset(row.project_id, row.dataset, tuple(row.columns), row.justification)
+    return ApprovedDataset(
+        row.project_id,
+        row.dataset,
+        tuple(row.columns),
+        row.justification,
+        dict(row.column_justifications or {}),
+    )
+
+
+def _comment(row: sa.Row[Any]) -> PublicComment:
+    return PublicComment(row.project_id, row.id, row.author, row.text, row.created_at)
+
+
+def _conflict(row: sa.Row[Any]) -> ConflictOfInterest:
+    return ConflictOfInterest(row.project_id, row.person_id, row.interest, row.declared_at)
+
+
+def _vote(row: sa.Row[Any]) -> BoardVote:
+    return BoardVote(
+        row.project_id, row.voter, BoardVoteDecision(row.decision), row.reason, row.cast_at
+    )
+
+
+def _organisation_ban(row: sa.Row[Any]) -> OrganisationBan:
+    return OrganisationBan(
+        row.key, row.organisation, row.banned_until, row.reason, row.banned_at, row.banned_by
+    )
 
 
 def _release_request(row: sa.Row[Any]) -> ReleaseRequest:
@@ -644,34 +811,218 @@ class ControlPlane:
         if any(d.project_id != project.id for d in datasets):
             raise ValueError("every approved dataset must belong to the project being created")
         with self._writing(audit, f"project {project.id!r} already exists") as conn:
-            conn.execute(
-                sa.insert(projects).values(
-                    id=project.id,
-                    title=project.title,
-                    purpose=project.purpose.value,
-                    sponsor=project.sponsor,
-                    sponsor_type=project.sponsor_type.value,
-                    legal_basis=project.legal_basis,
-                    national_opt_out_applies=project.national_opt_out_applies,
-                    status=project.status.value,
-                    start_date=project.start_date,
-                    end_date=project.end_date,
-                    created_at=project.created_at,
-                    approved_at=project.approved_at,
-                    approved_by=project.approved_by,
-                )
-            )
+            conn.execute(sa.insert(projects).values(**_project_values(project)))
             for dataset in datasets:
                 conn.execute(sa.insert(project_datasets).values(**_dataset_values(dataset)))
 
     def set_project_status(
-        self, project_id: str, status: ProjectStatus, *, audit: AuditEntry
+        self,
+        project_id: str,
+        status: ProjectStatus,
+        *,
+        audit: AuditEntry,
+        reason: str | None = None,
+        expected: ProjectStatus | None = None,
     ) -> None:
+        """Persist a new status (the domain decides whether the move is allowed), with
+        why. With ``expected``, only a project still in that status changes: a
+        concurrent change makes this a :class:`~sde.errors.StateError`."""
+        values: dict[str, Any] = {"status": status.value, "status_changed_at": self._clock()}
+        if reason is not None:
+            values["status_reason"] = reason
         with self._writing(audit, f"project {project_id!r} cannot change status") as conn:
-            result = conn.execute(
-                sa.update(projects).where(projects.c.id == project_id).values(status=status.value)
+            self._change_project(conn, project_id, values, expected)
+
+    def _change_project(
+        self,
+        conn: Connection,
+        project_id: str,
+        values: Mapping[str, Any],
+        expected: ProjectStatus | None,
+    ) -> None:
+        stmt = sa.update(projects).where(projects.c.id == project_id)
+        if expected is not None:
+            stmt = stmt.where(projects.c.status == expected.value)
+        result = conn.execute(stmt.values(dict(values)))
+        if result.rowcount == 1:
+            return
+        if expected is not None and conn.scalar(
+            sa.select(projects.c.status).where(projects.c.id == project_id)
+        ):
+            raise StateError(f"project {project_id!r} is no longer {expected.value}")
+        raise NotFound(f"no project {project_id!r}")
+
+    def update_application(
+        self, project: Project, datasets: Sequence[ApprovedDataset], *, audit: AuditEntry
+    ) -> None:
+        """Replace a draft application's fields and requested datasets."""
+        if any(d.project_id != project.id for d in datasets):
+            raise ValueError("every requested dataset must belong to the project")
+        values = _project_values(project)
+        for fixed in ("id", "status", "created_at", "approved_at", "approved_by"):
+            del values[fixed]
+        with self._writing(audit, f"project {project.id!r} cannot be updated") as conn:
+            self._change_project(conn, project.id, values, ProjectStatus.DRAFT)
+            conn.execute(
+                sa.delete(project_datasets).where(project_datasets.c.project_id == project.id)
             )
-            self._must_change(result, f"project {project_id!r}")
+            for dataset in datasets:
+                conn.execute(sa.insert(project_datasets).values(**_dataset_values(dataset)))
+
+    def publish_project(
+        self,
+        project_id: str,
+        *,
+        published_at: datetime,
+        comment_period_ends: datetime,
+        audit: AuditEntry,
+    ) -> None:
+        """A draft becomes ``published``, open for public comment until the given end."""
+        values = {
+            "status": ProjectStatus.PUBLISHED.value,
+            "published_at": published_at,
+            "comment_period_ends": comment_period_ends,
+            "status_changed_at": published_at,
+        }
+        with self._writing(audit, f"project {project_id!r} cannot be published") as conn:
+            self._change_project(conn, project_id, values, ProjectStatus.DRAFT)
+
+    def record_project_decision(
+        self,
+        project_id: str,
+        status: ProjectStatus,
+        *,
+        decided_by: str,
+        decided_at: datetime,
+        reasons: Sequence[str] = (),
+        audit: AuditEntry,
+    ) -> None:
+        """The board's decision on a published application: ``approved`` (who recorded it
+        is also ``approved_by``) or ``rejected`` with its reasons."""
+        if status not in (ProjectStatus.APPROVED, ProjectStatus.REJECTED):
+            raise ValueError("a board decision approves or rejects")
+        values: dict[str, Any] = {
+            "status": status.value,
+            "decided_by": decided_by,
+            "decided_at": decided_at,
+            "decision_reasons": list(reasons),
+            "status_changed_at": decided_at,
+        }
+        if status is ProjectStatus.APPROVED:
+            values.update(approved_by=decided_by, approved_at=decided_at)
+        with self._writing(audit, f"{decided_by!r} is not a known person") as conn:
+            self._change_project(conn, project_id, values, ProjectStatus.PUBLISHED)
+
+    # --- public comment and the board ---------------------------------------------------------
+
+    def list_public_comments(self, project_id: str) -> list[PublicComment]:
+        stmt = (
+            sa.select(project_comments)
+            .where(project_comments.c.project_id == project_id)
+            .order_by(project_comments.c.id)
+        )
+        return [_comment(r) for r in self._read(stmt)]
+
+    def add_public_comment(self, comment: PublicComment, *, audit: AuditEntry) -> int:
+        """Keep a public comment with its application; returns the comment's number."""
+        with self._writing(audit, f"project {comment.project_id!r} does not exist") as conn:
+            result = conn.execute(
+                sa.insert(project_comments).values(
+                    project_id=comment.project_id,
+                    author=comment.author,
+                    text=comment.text,
+                    created_at=comment.created_at,
+                )
+            )
+            key = result.inserted_primary_key
+            assert key is not None
+            return int(key[0])
+
+    def list_conflicts(self, project_id: str) -> list[ConflictOfInterest]:
+        stmt = (
+            sa.select(project_conflicts)
+            .where(project_conflicts.c.project_id == project_id)
+            .order_by(project_conflicts.c.person_id)
+        )
+        return [_conflict(r) for r in self._read(stmt)]
+
+    def declare_conflict(self, conflict: ConflictOfInterest, *, audit: AuditEntry) -> None:
+        """One declaration per member per application (a second is refused)."""
+        problem = (
+            f"{conflict.person_id!r} has already declared a conflict on project "
+            f"{conflict.project_id!r}, or one of them does not exist"
+        )
+        with self._writing(audit, problem) as conn:
+            conn.execute(
+                sa.insert(project_conflicts).values(
+                    project_id=conflict.project_id,
+                    person_id=conflict.person_id,
+                    interest=conflict.interest,
+                    declared_at=conflict.declared_at,
+                )
+            )
+
+    def list_board_votes(self, project_id: str) -> list[BoardVote]:
+        stmt = (
+            sa.select(board_votes)
+            .where(board_votes.c.project_id == project_id)
+            .order_by(board_votes.c.cast_at, board_votes.c.voter)
+        )
+        return [_vote(r) for r in self._read(stmt)]
+
+    def cast_board_vote(self, vote: BoardVote, *, audit: AuditEntry) -> None:
+        """One vote per member per application: a second vote is refused."""
+        problem = (
+            f"{vote.voter!r} has already voted on project {vote.project_id!r}, "
+            "or one of them does not exist"
+        )
+        with self._writing(audit, problem) as conn:
+            conn.execute(
+                sa.insert(board_votes).values(
+                    project_id=vote.project_id,
+                    voter=vote.voter,
+                    decision=vote.decision.value,
+                    reason=vote.reason,
+                    cast_at=vote.cast_at,
+                )
+            )
+
+    # --- organisation bans ------------------------------------------------------------------
+
+    def list_organisation_bans(self) -> list[OrganisationBan]:
+        stmt = sa.select(organisation_bans).order_by(organisation_bans.c.key)
+        return [_organisation_ban(r) for r in self._read(stmt)]
+
+    def get_organisation_ban(self, organisation: str | None) -> OrganisationBan | None:
+        """The ban on ``organisation`` (compared as ``organisation_key``), if any, whether
+        or not it has ended."""
+        if organisation is None or not organisation.strip():
+            return None
+        key = organisation_key(organisation)
+        rows = self._read(sa.select(organisation_bans).where(organisation_bans.c.key == key))
+        return _organisation_ban(rows[0]) if rows else None
+
+    def ban_organisation(self, ban: OrganisationBan, *, audit: AuditEntry) -> None:
+        """Ban an organisation, replacing an earlier ban of it."""
+        with self._writing(audit, f"organisation {ban.organisation!r} cannot be banned") as conn:
+            conn.execute(sa.delete(organisation_bans).where(organisation_bans.c.key == ban.key))
+            conn.execute(
+                sa.insert(organisation_bans).values(
+                    key=ban.key,
+                    organisation=ban.organisation,
+                    banned_until=ban.banned_until,
+                    reason=ban.reason,
+                    banned_at=ban.banned_at,
+                    banned_by=ban.banned_by,
+                )
+            )
+
+    def lift_organisation_ban(self, key: str, *, audit: AuditEntry) -> None:
+        with self._writing(audit, f"the ban on {key!r} cannot be lifted") as conn:
+            result = conn.execute(
+                sa.delete(organisation_bans).where(organisation_bans.c.key == key)
+            )
+            self._must_change(result, f"ban on organisation {key!r}")
 
     def record_project_approval(
         self, project_id: str, *, approved_by: str, approved_at: datetime, audit: AuditEntry
@@ -938,4 +1289,5 @@ def _dataset_values(dataset: ApprovedDataset) -> dict[str, Any]:
         "dataset": dataset.dataset,
         "columns": list(dataset.columns),
         "justification": dataset.justification,
+        "column_justifications": dict(dataset.column_justifications),
     }

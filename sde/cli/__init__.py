@@ -71,6 +71,7 @@ def _register() -> None:
     # Imported for their side effect of adding commands to ``main``.
     from sde.cli import (  # noqa: F401
         audit,
+        board,
         deid,
         demo,
         extract,

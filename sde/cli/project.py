@@ -1,5 +1,6 @@
-"""`sde project ...` and `sde person ...`: projects, their members and approved datasets,
-and the people who work on them. Every change is audited."""
+"""`sde project ...` and `sde person ...`: project applications, their members and
+requested datasets, publication for comment, the board's decision, the kill switch; and the
+people who work on them, with their bans. Every change is audited."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from sde.cli import home_option, load_home, main
 from sde.cli.people import actor_option
 from sde.cli.people import default_actor as _default_actor
 from sde.domain.projects import (
+    BoardKind,
     MemberRole,
     PersonRole,
     Project,
@@ -22,10 +24,12 @@ from sde.domain.projects import (
     SponsorType,
     parse_dataset_request,
 )
-from sde.services.projects import NewProject, ProjectService
+from sde.errors import InputError
+from sde.services.projects import NewProject, ProjectService, application_from_mapping
 
 if TYPE_CHECKING:
     from sde.adapters.sql import ControlPlane
+    from sde.services.governance import GovernanceService
 
 DATE = click.DateTime(formats=["%Y-%m-%d"])
 
@@ -38,6 +42,21 @@ def _control_plane(home_dir: Path | None) -> Iterator[ControlPlane]:
     home = load_home(home_dir)
     with open_control_plane(home.database_url) as plane:
         yield plane
+
+
+@contextmanager
+def _governance(home_dir: Path | None) -> Iterator[tuple[ControlPlane, GovernanceService]]:
+    """The control plane and the governance service (with the home's policy engine)."""
+    from sde.adapters.sql import open_control_plane
+    from sde.services.governance import GovernanceService, GovernanceSettings
+    from sde.services.wiring import policy_engine
+
+    home = load_home(home_dir)
+    settings = GovernanceSettings.from_mapping(home.settings.extra)
+    with open_control_plane(home.database_url) as plane:
+        # Every sde.project decision is recorded in the audit chain.
+        engine = policy_engine(home, audit=plane.audit)
+        yield plane, GovernanceService(plane, engine, settings)
 
 
 def _day(value: datetime | None) -> date | None:
@@ -61,7 +80,118 @@ def _text(value: object) -> str:
 
 @main.group()
 def project() -> None:
-    """Projects: create, add members, approve, list, show."""
+    """Project applications: create or apply, publish for comment, comment, add members,
+    approve (the board's decision), suspend, resume, close, list, show."""
+
+
+@project.command("apply")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@actor_option
+@home_option
+def apply(file: Path, actor: str | None, home_dir: Path | None) -> None:
+    """Create a draft application from a YAML FILE (every field; see docs/governance.md)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise InputError(f"cannot read {file.name}: {type(exc).__name__}") from None
+    new = application_from_mapping(data)
+    with _control_plane(home_dir) as plane:
+        created = ProjectService(plane).create_project(actor or _default_actor(), new)
+    click.echo(f"created application {created.id} ({created.status.value})")
+
+
+@project.command("publish")
+@click.argument("project_id", metavar="ID")
+@actor_option
+@home_option
+def publish(project_id: str, actor: str | None, home_dir: Path | None) -> None:
+    """Publish a draft application for public comment (comment_period_days, default 28)."""
+    with _governance(home_dir) as (_plane, governance):
+        published = governance.publish(actor or _default_actor(), project_id)
+    assert published.comment_period_ends is not None
+    click.echo(
+        f"published {published.id} for comment until "
+        f"{published.comment_period_ends.isoformat(timespec='minutes')}"
+    )
+
+
+@project.command("comment")
+@click.argument("project_id", metavar="ID")
+@click.option(
+    "--text", required=True, help="The comment (kept and published with the application)."
+)
+@click.option("--name", default=None, help="The name to show with it (default: anonymous).")
+@home_option
+def comment(project_id: str, text: str, name: str | None, home_dir: Path | None) -> None:
+    """Add a public comment to an application open for comment."""
+    with _governance(home_dir) as (_plane, governance):
+        kept = governance.comment(project_id, text, name)
+    click.echo(f"comment {kept.id} kept with {project_id}")
+
+
+@project.command("comments")
+@click.argument("project_id", metavar="ID")
+@home_option
+def comments(project_id: str, home_dir: Path | None) -> None:
+    """List the public comments on an application."""
+    with _governance(home_dir) as (_plane, governance):
+        found = governance.comments(project_id)
+    if not found:
+        click.echo("no comments")
+    for c in found:
+        click.echo(f"#{c.id} {_text(c.created_at)} {c.author or 'anonymous'}: {c.text}")
+
+
+def _kill_switch_report(project_id: str, frozen: list[str], failed: list[str]) -> None:
+    if frozen:
+        click.echo(f"frozen release requests: {', '.join(frozen)}")
+    if failed:
+        click.secho(
+            f"warning: {len(failed)} session hook(s) failed for {project_id}: "
+            f"{', '.join(failed)} (access is refused by policy all the same)",
+            fg="yellow",
+            err=True,
+        )
+
+
+@project.command("suspend")
+@click.argument("project_id", metavar="ID")
+@click.option("--reason", required=True, help="Why (kept with the project).")
+@actor_option
+@home_option
+def suspend(project_id: str, reason: str, actor: str | None, home_dir: Path | None) -> None:
+    """The kill switch: suspend a project now (workspaces, releases, extract refreshes)."""
+    with _governance(home_dir) as (_plane, governance):
+        result = governance.suspend(actor or _default_actor(), project_id, reason)
+    click.echo(f"suspended project {project_id}")
+    _kill_switch_report(project_id, result.frozen_requests, result.failed_hooks)
+
+
+@project.command("resume")
+@click.argument("project_id", metavar="ID")
+@click.option("--reason", required=True, help="Why (kept with the project).")
+@actor_option
+@home_option
+def resume(project_id: str, reason: str, actor: str | None, home_dir: Path | None) -> None:
+    """Lift a suspension: the project is approved again."""
+    with _governance(home_dir) as (_plane, governance):
+        governance.resume(actor or _default_actor(), project_id, reason)
+    click.echo(f"resumed project {project_id}")
+
+
+@project.command("close")
+@click.argument("project_id", metavar="ID")
+@click.option("--reason", required=True, help="Why (kept with the project).")
+@actor_option
+@home_option
+def close(project_id: str, reason: str, actor: str | None, home_dir: Path | None) -> None:
+    """Close a project for good."""
+    with _governance(home_dir) as (_plane, governance):
+        result = governance.close(actor or _default_actor(), project_id, reason)
+    click.echo(f"closed project {project_id}")
+    _kill_switch_report(project_id, result.frozen_requests, result.failed_hooks)
 
 
 @project.command("create")
@@ -169,12 +299,13 @@ def add_member(
 
 @project.command("approve")
 @click.argument("project_id", metavar="ID")
-@click.option("--by", "approved_by", required=True, metavar="PERSON", help="The approver.")
+@click.option("--by", "approved_by", required=True, metavar="PERSON", help="Who records it.")
 @home_option
 def approve(project_id: str, approved_by: str, home_dir: Path | None) -> None:
-    """Approve a draft project (the approver is a board member or operator, not a member)."""
-    with _control_plane(home_dir) as plane:
-        approved = ProjectService(plane).approve(project_id, approved_by)
+    """Record the board's approval, if the sde.project policy allows it (same as
+    `sde board decide`). PERSON is a board member or operator, not a member."""
+    with _governance(home_dir) as (plane, governance):
+        approved = ProjectService(plane, governance=governance).approve(project_id, approved_by)
     click.echo(f"approved project {approved.id} (by {approved.approved_by})")
 
 
@@ -201,6 +332,9 @@ def show(project_id: str, home_dir: Path | None) -> None:
         view = ProjectService(plane).show(project_id)
     for label, value in _project_fields(view.project):
         click.echo(f"{label + ':':<26}{_text(value)}")
+    for label, value in _application_fields(view.project):
+        if value not in (None, "", ()):
+            click.echo(f"{label + ':':<26}{_text(value)}")
     click.echo("members:")
     for m in view.members or []:
         click.echo(f"  {m.person_id} ({m.role.value}, added {_text(m.added_at)})")
@@ -210,6 +344,9 @@ def show(project_id: str, home_dir: Path | None) -> None:
     for d in view.datasets:
         why = f"  -- {d.justification}" if d.justification else ""
         click.echo(f"  {d.dataset}: {', '.join(d.columns)}{why}")
+        for column in d.columns:
+            if column in d.column_justifications:
+                click.echo(f"    {column}: {d.column_justifications[column]}")
     if not view.datasets:
         click.echo("  (none)")
 
@@ -228,6 +365,26 @@ def _project_fields(p: Project) -> list[tuple[str, object]]:
         ("created", p.created_at),
         ("approved", p.approved_at),
         ("approved by", p.approved_by),
+    ]
+
+
+def _application_fields(p: Project) -> list[tuple[str, object]]:
+    return [
+        ("summary", p.summary),
+        ("legal basis type", p.legal_basis_type.value if p.legal_basis_type else None),
+        ("uses", ", ".join(p.uses)),
+        ("public benefit", p.public_benefit),
+        ("benefit sharing", p.benefit_sharing),
+        ("exclusive access", p.exclusive_access),
+        ("cohort", p.cohort),
+        ("AI/ML use", p.ai_ml_description if p.ai_ml_use else None),
+        ("data processors", ", ".join(p.processors)),
+        ("published", p.published_at),
+        ("comment period ends", p.comment_period_ends),
+        ("decided", p.decided_at),
+        ("decided by", p.decided_by),
+        ("decision reasons", "; ".join(p.decision_reasons)),
+        ("status reason", p.status_reason),
     ]
 
 
@@ -263,6 +420,12 @@ def person() -> None:
     default=None,
     help="Accreditation end, YYYY-MM-DD (default: a year from today).",
 )
+@click.option(
+    "--board-kind",
+    type=click.Choice([k.value for k in BoardKind]),
+    default=None,
+    help="For a board member: what they bring to the quorum.",
+)
 @actor_option
 @home_option
 def add_person(
@@ -271,6 +434,7 @@ def add_person(
     organisation: str,
     display_name: str | None,
     accredited_until: datetime | None,
+    board_kind: str | None,
     actor: str | None,
     home_dir: Path | None,
 ) -> None:
@@ -283,6 +447,7 @@ def add_person(
             organisation=organisation,
             display_name=display_name,
             accredited_until=_day(accredited_until),
+            board_kind=board_kind,
         )
     click.echo(f"added person {added.id} ({', '.join(r.value for r in added.roles)})")
 
@@ -308,3 +473,43 @@ def list_people(home_dir: Path | None) -> None:
         for p in found
     ]
     _table(rows)
+
+
+@person.command("board-kind")
+@click.argument("person_id", metavar="ID")
+@click.argument("kind", type=click.Choice([k.value for k in BoardKind]))
+@actor_option
+@home_option
+def board_kind(person_id: str, kind: str, actor: str | None, home_dir: Path | None) -> None:
+    """Record what board member ID brings to the quorum."""
+    with _governance(home_dir) as (_plane, governance):
+        governance.set_board_kind(actor or _default_actor(), person_id, kind)
+    click.echo(f"{person_id} is a {kind} board member")
+
+
+@person.command("ban")
+@click.argument("person_id", metavar="ID")
+@click.option("--until", "until", type=DATE, required=True, help="Last day of the ban.")
+@click.option("--reason", required=True, help="Why (kept with the person).")
+@actor_option
+@home_option
+def ban(
+    person_id: str, until: datetime, reason: str, actor: str | None, home_dir: Path | None
+) -> None:
+    """Ban a person through a date: every workspace, extract and release refuses them."""
+    with _governance(home_dir) as (_plane, governance):
+        banned = governance.ban_person(
+            actor or _default_actor(), person_id, until=until.date(), reason=reason
+        )
+    click.echo(f"banned {banned.id} until {_text(banned.banned_until)}")
+
+
+@person.command("unban")
+@click.argument("person_id", metavar="ID")
+@actor_option
+@home_option
+def unban(person_id: str, actor: str | None, home_dir: Path | None) -> None:
+    """Lift a person's ban."""
+    with _governance(home_dir) as (_plane, governance):
+        governance.lift_person_ban(actor or _default_actor(), person_id)
+    click.echo(f"lifted the ban on {person_id}")

@@ -3,8 +3,8 @@
 Services never write Rego inputs by hand: they call a pure ``make_*_input`` builder with
 plain values (strings, dates, lists) and get back a fresh JSON-able ``dict``, then ask a
 ``PolicyEngine`` for a ``Decision``. The policies themselves live in the repository's
-``policies/`` folder (``sde.access``, ``sde.egress``); ``docs/policies.md`` describes each
-input document and every reason a policy can give.
+``policies/`` folder (``sde.access``, ``sde.egress``, ``sde.project``); ``docs/policies.md``
+and ``docs/governance.md`` describe each input document and every reason a policy can give.
 
 ``CANARIES`` are decisions whose answer is known. An engine runs them at start-up and
 refuses to start if one comes back wrong, so a broken engine or a broken policy cannot
@@ -23,6 +23,7 @@ from sde.errors import InputError, PolicyDenied
 
 ACCESS: Final = "sde.access"
 EGRESS: Final = "sde.egress"
+PROJECT: Final = "sde.project"
 
 OPEN_WORKSPACE: Final = "open_workspace"
 READ_DATASET: Final = "read_dataset"
@@ -166,12 +167,15 @@ def make_egress_input(
     files: Iterable[ReleaseFileFacts],
     reviews: Iterable[tuple[str, str]],
     approvals_required: int | None = None,
+    project_status: str | None = None,
 ) -> dict[str, object]:
     """The ``sde.egress`` input: can release request ``request_id`` be released?
 
     ``reviews`` are ``(reviewer, decision)`` pairs, decision ``approve`` or ``reject``.
     ``approvals_required`` of ``None`` leaves the policy's default (2); a value below 1
-    is passed on so the policy refuses it (fail closed).
+    is passed on so the policy refuses it (fail closed). ``project_status`` is the status
+    of the request's project: only an ``approved`` project's outputs are released (a
+    suspended project's releases are frozen); ``None`` (not known) is refused.
     """
     if approvals_required is not None and (
         isinstance(approvals_required, bool) or not isinstance(approvals_required, int)
@@ -208,10 +212,134 @@ def make_egress_input(
             "id": _text("request_id", request_id),
             "author": None if author is None else _text("author", author),
             "status": _text("status", status),
+            "project_status": None
+            if project_status is None
+            else _text("project_status", project_status),
             "files": file_docs,
             "reviews": review_docs,
         },
     }
+
+
+@dataclass(frozen=True)
+class BoardVoteFacts:
+    """What the project policy needs to know about one board vote. ``conflicts`` says why
+    the vote does not count (``declared``, ``project_member``, ``sponsor_organisation``);
+    empty when it counts. The vote's reason is kept with the vote, not sent to the policy."""
+
+    voter: str
+    decision: str
+    board_member: bool
+    kind: str | None
+    banned: bool
+    conflicts: tuple[str, ...] = ()
+
+
+def make_project_input(
+    *,
+    project_id: str | None,
+    now: dt.datetime,
+    status: str | None,
+    purpose: str | None,
+    sponsor_type: str | None,
+    legal_basis: str | None,
+    national_opt_out_applies: bool | None,
+    summary_given: bool,
+    public_benefit_given: bool,
+    benefit_sharing_given: bool,
+    exclusive_access: bool | None,
+    start_date: dt.date | str | None,
+    end_date: dt.date | str | None,
+    comment_period_ends: dt.datetime | None,
+    datasets: Mapping[str, Mapping[str, bool]],
+    votes: Iterable[BoardVoteFacts],
+    uses: Iterable[str] = (),
+    sponsor_banned: bool = False,
+    min_votes: int | None = None,
+) -> dict[str, object]:
+    """The ``sde.project`` input: may the board approve application ``project_id`` now?
+
+    Free text (the summary, public-benefit statement, benefit-sharing terms,
+    justifications, vote reasons) never goes to the policy: only whether it was given.
+    ``datasets`` maps each requested dataset to ``{column: justified}``, in order.
+    ``now`` and ``comment_period_ends`` are timezone-aware; they are sent as UTC
+    ``YYYY-MM-DDTHH:MM:SSZ`` (to the second). ``min_votes`` of ``None``
+    leaves the policy's default (3).
+    """
+    if min_votes is not None and (isinstance(min_votes, bool) or not isinstance(min_votes, int)):
+        raise InputError("min_votes must be a whole number")
+    dataset_docs: list[dict[str, object]] = []
+    for name, columns in datasets.items():
+        if not isinstance(columns, Mapping):
+            raise InputError(f"the columns of dataset {name} must map each column to a flag")
+        dataset_docs.append(
+            {
+                "name": _text("dataset", name),
+                "columns": [
+                    {"name": _text("column", column), "justified": _flag("justified", why)}
+                    for column, why in columns.items()
+                ],
+            }
+        )
+    vote_docs: list[dict[str, object]] = []
+    for vote in votes:
+        if not isinstance(vote, BoardVoteFacts):
+            raise InputError("each vote must be given as BoardVoteFacts")
+        vote_docs.append(
+            {
+                "voter": _text("voter", vote.voter),
+                "decision": _text("decision", vote.decision),
+                "board_member": _flag("board_member", vote.board_member),
+                "kind": None if vote.kind is None else _text("kind", vote.kind),
+                "banned": _flag("banned", vote.banned),
+                "conflicts": _texts("conflicts", vote.conflicts),
+            }
+        )
+    settings: dict[str, object] = {}
+    if min_votes is not None:
+        settings["min_votes"] = min_votes
+    return {
+        "now": _instant("now", now),
+        "settings": settings,
+        "application": {
+            "id": None if project_id is None else _text("project_id", project_id),
+            "status": None if status is None else _text("status", status),
+            "purpose": None if purpose is None else _text("purpose", purpose),
+            "uses": _texts("uses", uses),
+            "sponsor_type": None if sponsor_type is None else _text("sponsor_type", sponsor_type),
+            "sponsor_banned": _flag("sponsor_banned", sponsor_banned),
+            "legal_basis": None if legal_basis is None else _text("legal_basis", legal_basis),
+            "national_opt_out_applies": None
+            if national_opt_out_applies is None
+            else _flag("national_opt_out_applies", national_opt_out_applies),
+            "summary_given": _flag("summary_given", summary_given),
+            "public_benefit_given": _flag("public_benefit_given", public_benefit_given),
+            "benefit_sharing_given": _flag("benefit_sharing_given", benefit_sharing_given),
+            "exclusive_access": None
+            if exclusive_access is None
+            else _flag("exclusive_access", exclusive_access),
+            "start_date": _iso_date("start_date", start_date),
+            "end_date": _iso_date("end_date", end_date),
+            "comment_period_ends": None
+            if comment_period_ends is None
+            else _instant("comment_period_ends", comment_period_ends),
+            "datasets": dataset_docs,
+        },
+        "votes": vote_docs,
+    }
+
+
+def _flag(what: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise InputError(f"{what} must be true or false")
+    return value
+
+
+def _instant(what: str, value: object) -> str:
+    """UTC ``YYYY-MM-DDTHH:MM:SSZ`` (to the second): the policies compare instants as text."""
+    if not isinstance(value, dt.datetime) or value.tzinfo is None or value.utcoffset() is None:
+        raise InputError(f"{what} must be a timezone-aware date and time")
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _text(what: str, value: object) -> str:
@@ -308,9 +436,42 @@ def _egress(**changes: object) -> dict[str, object]:
             ReleaseFileFacts("figure1.csv", _SHA, {"small_numbers": CHECK_OK}),
         ],
         "reviews": [("canary-checker-1", APPROVE), ("canary-checker-2", APPROVE)],
+        "project_status": APPROVED,
     }
     values.update(changes)
     return make_egress_input(**values)  # type: ignore[arg-type]
+
+
+_CANARY_NOW = dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.UTC)
+_BOARD = (
+    BoardVoteFacts("canary-lay", APPROVE, True, "lay", False),
+    BoardVoteFacts("canary-clinician", APPROVE, True, "clinical", False),
+    BoardVoteFacts("canary-dpo", REJECT, True, "data_protection", False),
+)
+
+
+def _project(**changes: object) -> dict[str, object]:
+    values: dict[str, object] = {
+        "project_id": "canary-project",
+        "now": _CANARY_NOW,
+        "status": "published",
+        "purpose": "research",
+        "uses": ["health_research"],
+        "sponsor_type": "commercial",
+        "legal_basis": "s251_support",
+        "national_opt_out_applies": True,
+        "summary_given": True,
+        "public_benefit_given": True,
+        "benefit_sharing_given": True,
+        "exclusive_access": False,
+        "start_date": dt.date(2025, 7, 1),
+        "end_date": dt.date(2027, 6, 30),
+        "comment_period_ends": _CANARY_NOW - dt.timedelta(seconds=1),
+        "datasets": {"events": {"event_date": True, "code": True}, "patients": {"sex": True}},
+        "votes": _BOARD,
+    }
+    values.update(changes)
+    return make_project_input(**values)  # type: ignore[arg-type]
 
 
 def _without(document: dict[str, object], *path: str) -> dict[str, object]:
@@ -488,4 +649,97 @@ CANARIES: tuple[Canary, ...] = (
         reason="status in_review",
     ),
     Canary("no files", EGRESS, _egress(files=[]), allow=False, reason="no files"),
+    Canary(
+        "project suspended",
+        EGRESS,
+        _egress(project_status="suspended"),
+        allow=False,
+        reason="project of the release request is suspended",
+    ),
+    Canary(
+        "project status unknown",
+        EGRESS,
+        _egress(project_status=None),
+        allow=False,
+        reason="project of the release request is not known",
+    ),
+    # sde.project
+    Canary("quorate majority, commercial terms met", PROJECT, _project(), allow=True),
+    Canary("empty input", PROJECT, {}, allow=False, reason="application is not known"),
+    Canary(
+        "comment period ends in a second",
+        PROJECT,
+        _project(comment_period_ends=_CANARY_NOW + dt.timedelta(seconds=1)),
+        allow=False,
+        reason="comment period runs until",
+    ),
+    Canary(
+        "red line declared among other uses",
+        PROJECT,
+        _project(uses=["health_research", "service_planning", "insurance_pricing"]),
+        allow=False,
+        reason="red line: patient data may never be used for insurance",
+    ),
+    # every column must be justified: only the last one is not
+    Canary(
+        "one column unjustified",
+        PROJECT,
+        _project(datasets={"events": {"event_date": True, "code": True, "value": False}}),
+        allow=False,
+        reason="column events.value has no justification",
+    ),
+    Canary(
+        "exclusive access",
+        PROJECT,
+        _project(exclusive_access=True),
+        allow=False,
+        reason="exclusive access",
+    ),
+    Canary(
+        "commercial sponsor without benefit sharing",
+        PROJECT,
+        _project(benefit_sharing_given=False),
+        allow=False,
+        reason="benefit-sharing terms",
+    ),
+    # the conflicted member's approval must not count: 1 of 3 counted votes approve
+    Canary(
+        "conflicted approval does not count",
+        PROJECT,
+        _project(
+            votes=[
+                BoardVoteFacts("canary-lay", APPROVE, True, "lay", False, ("declared",)),
+                *_BOARD[1:],
+                BoardVoteFacts("canary-lay-2", REJECT, True, "lay", False),
+            ]
+        ),
+        allow=False,
+        reason="1 of 3 counted votes approve",
+    ),
+    Canary(
+        "no lay member",
+        PROJECT,
+        _project(
+            votes=[
+                *_BOARD[1:],
+                BoardVoteFacts("canary-clinician-2", APPROVE, True, "clinical", False),
+            ]
+        ),
+        allow=False,
+        reason="no lay (patient or public) member",
+    ),
+    Canary(
+        "banned voter does not count",
+        PROJECT,
+        _project(votes=[BoardVoteFacts("canary-lay", APPROVE, True, "lay", True), *_BOARD[1:]]),
+        allow=False,
+        reason="2 counted votes",
+    ),
+    Canary(
+        "draft",
+        PROJECT,
+        _project(status="draft"),
+        allow=False,
+        reason="status draft",
+    ),
 )

@@ -1,9 +1,9 @@
 """People, projects and what the control plane records about them: pure models and rules.
 
-"Safe people" and "safe projects" at their simplest: a project is created as a draft with
-its approved datasets and columns, gets members, and is approved by a board member or
-operator who is not one of its members. A later layer (policy ``sde.project``) decides
-approvals properly; these rules are the floor it builds on.
+"Safe people" and "safe projects": a project is an application, created as a draft with
+the datasets and columns it asks for (each with a justification), published for public
+comment, and decided by the board through the ``sde.project`` policy
+(:mod:`sde.domain.governance` holds the board's rules). These rules are the floor.
 
 Also here: the records of release requests, files and reviews as the control plane stores
 them. Their state rules live in :mod:`sde.domain.releases`.
@@ -53,10 +53,36 @@ class SponsorType(StrEnum):
 
 
 class ProjectStatus(StrEnum):
+    """An application's life: drafted, published for public comment, decided by the
+    board (approved or rejected, with reasons kept), then possibly suspended (the kill
+    switch) and finally closed. ``sde.domain.governance.PROJECT_TRANSITIONS`` says which
+    moves are allowed."""
+
     DRAFT = "draft"
+    PUBLISHED = "published"
     APPROVED = "approved"
+    REJECTED = "rejected"
     SUSPENDED = "suspended"
     CLOSED = "closed"
+
+
+class BoardKind(StrEnum):
+    """What a board member brings to the quorum."""
+
+    LAY = "lay"
+    CLINICAL = "clinical"
+    DATA_PROTECTION = "data_protection"
+
+
+class LegalBasis(StrEnum):
+    """The legal basis for using confidential patient information (common law duty of
+    confidentiality): the national data opt-out can only be set aside by consent or a
+    legal requirement."""
+
+    CONSENT = "consent"
+    S251_SUPPORT = "s251_support"
+    LEGAL_REQUIREMENT = "legal_requirement"
+    PUBLIC_TASK = "public_task"
 
 
 class MemberRole(StrEnum):
@@ -77,6 +103,7 @@ class Person:
     created_at: datetime
     banned_until: datetime | None = None
     ban_reason: str | None = None
+    board_kind: BoardKind | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +121,26 @@ class Project:
     created_at: datetime
     approved_at: datetime | None = None
     approved_by: str | None = None
+    # The application (see docs/governance.md); all published with the project.
+    summary: str | None = None
+    legal_basis_type: LegalBasis | None = None
+    public_benefit: str | None = None
+    benefit_sharing: str | None = None
+    exclusive_access: bool = False
+    uses: tuple[str, ...] = ()
+    cohort: str | None = None
+    ai_ml_use: bool = False
+    ai_ml_description: str | None = None
+    processors: tuple[str, ...] = ()
+    # The board's process and decision.
+    published_at: datetime | None = None
+    comment_period_ends: datetime | None = None
+    decided_at: datetime | None = None
+    decided_by: str | None = None
+    decision_reasons: tuple[str, ...] = ()
+    # Why the project was last suspended, resumed or closed.
+    status_reason: str | None = None
+    status_changed_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -112,15 +159,18 @@ class ApprovedDataset:
     dataset: str
     columns: tuple[str, ...]
     justification: str | None = None
+    column_justifications: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class DatasetRequest:
-    """A dataset and columns asked for when a project is created (``NAME:col1,col2``)."""
+    """A dataset and columns asked for when a project is created (``NAME:col1,col2``),
+    with why the dataset is needed and why each column is."""
 
     dataset: str
     columns: tuple[str, ...]
     justification: str | None = None
+    column_justifications: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -214,7 +264,10 @@ def parse_dataset_request(text: str) -> DatasetRequest:
 
 
 def make_dataset_request(
-    dataset: str, columns: Sequence[str], justification: str | None = None
+    dataset: str,
+    columns: Sequence[str],
+    justification: str | None = None,
+    column_justifications: Mapping[str, str] | None = None,
 ) -> DatasetRequest:
     if not DATASET_NAME.match(dataset):
         raise InputError(
@@ -231,7 +284,17 @@ def make_dataset_request(
     if len(set(columns)) != len(columns):
         raise InputError(f"dataset {dataset!r} lists a column twice")
     check_text(f"the justification for {dataset!r}", justification)
-    return DatasetRequest(dataset, tuple(columns), justification)
+    why = dict(column_justifications or {})
+    for column, text in why.items():
+        if column not in columns:
+            raise InputError(
+                f"a justification is given for column {column!r}, which dataset "
+                f"{dataset!r} does not request"
+            )
+        check_text(f"the justification for {dataset}.{column}", text)
+    return DatasetRequest(
+        dataset, tuple(columns), justification, {c: why[c] for c in columns if why.get(c)}
+    )
 
 
 def check_dataset_requests(requests: Sequence[DatasetRequest]) -> None:
@@ -295,11 +358,13 @@ def can_add_member(project: Project, person: Person, now: datetime) -> bool:
 def check_can_approve(
     project: Project, approver: Person, members: Iterable[Member], now: datetime
 ) -> None:
-    """A draft project is approved by an unbanned board member or operator who is not
-    one of its members."""
-    if project.status is not ProjectStatus.DRAFT:
+    """Who may record the board's decision on an application published for comment: an
+    unbanned board member or operator who is not one of its members. Whether the project
+    may be approved is the ``sde.project`` policy's answer, asked after this floor."""
+    if project.status is not ProjectStatus.PUBLISHED:
         raise StateError(
-            f"project {project.id} is {project.status.value}; only a draft project can be approved"
+            f"project {project.id} is {project.status.value}; only an application published "
+            "for comment can be decided"
         )
     reasons: list[str] = []
     if not APPROVER_ROLES.intersection(approver.roles):

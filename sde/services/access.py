@@ -1,6 +1,9 @@
 """Access decisions: gather the facts from the control plane, ask the ``sde.access``
 policy. One place, so the workspace, the extract and the airlock ask the same question
-the same way."""
+the same way.
+
+A ban of the person's organisation reaches the policy as the person's ban: the policy
+sees the later of the two end dates (so a banned organisation's people are refused)."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Protocol
 
+from sde.domain.governance import OrganisationBan, effective_ban_until
 from sde.domain.policy import (
     ACCESS,
     OPERATOR,
@@ -30,6 +34,8 @@ class AccessFacts(Protocol):
     def list_members(self, project_id: str) -> list[Member]: ...
 
     def list_project_datasets(self, project_id: str) -> list[ApprovedDataset]: ...
+
+    def get_organisation_ban(self, organisation: str | None) -> OrganisationBan | None: ...
 
 
 def decide_access(
@@ -61,6 +67,10 @@ def decide_access(
     if project is not None:
         members = [m.person_id for m in facts.list_members(project.id)]
         approved = {d.dataset: list(d.columns) for d in facts.list_project_datasets(project.id)}
+    banned_until = None
+    if person is not None:
+        ban = effective_ban_until(person, facts.get_organisation_ban(person.organisation))
+        banned_until = None if ban is None else ban.date()
     document = make_access_input(
         action=action,
         today=today,
@@ -68,9 +78,7 @@ def decide_access(
         project_id=None if project is None else project.id,
         role=role,
         accredited_until=None if person is None else person.accredited_until,
-        banned_until=None
-        if person is None or person.banned_until is None
-        else person.banned_until.date(),
+        banned_until=banned_until,
         project_status=None if project is None else project.status.value,
         members=members,
         start_date=None if project is None else project.start_date,

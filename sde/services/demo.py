@@ -25,6 +25,7 @@ from sde.domain.releases import Status, Vote
 from sde.errors import PolicyDenied
 from sde.services.audit import verify_report
 from sde.services.extract import ExtractRequest, build_extract
+from sde.services.governance import GovernanceService, GovernanceSettings
 from sde.services.home import Home, init_home
 from sde.services.ingest import ingest_all, load_spec, shipped_datasets
 from sde.services.optouts import import_choices
@@ -38,6 +39,7 @@ RESEARCHER = "alice"
 CHECKERS = ("carol", "dev")
 OPERATOR = "olu"
 BOARD = "bea"
+BOARD_MEMBERS = (("lay-1", "lay"), ("gp-1", "clinical"), ("dpo-1", "data_protection"))
 
 SAFE_QUERY = """
     with t2 as (select distinct patient_id from gp_events where snomed_code = '44054006')
@@ -128,6 +130,15 @@ def run_demo(home_dir: Path, say: Callable[[str], None], patients: int = 10_000)
         projects.add_person(OPERATOR, checker, roles=["output_checker"], organisation="NHS England")
     projects.add_person(OPERATOR, OPERATOR, roles=["operator"], organisation="NHS England")
     projects.add_person(OPERATOR, BOARD, roles=["board_member"], organisation="Lay member")
+    for member, kind in BOARD_MEMBERS:
+        projects.add_person(
+            OPERATOR, member, roles=["board_member"], organisation="SDE board", board_kind=kind
+        )
+    columns = {
+        "patients": ["sex", "year_of_birth", "ethnicity", "postcode_district"],
+        "gp_events": ["event_date", "snomed_code", "value"],
+        "admissions": ["admission_date", "primary_diagnosis"],
+    }
     projects.create_project(
         OPERATOR,
         NewProject(
@@ -136,19 +147,27 @@ def run_demo(home_dir: Path, say: Callable[[str], None], patients: int = 10_000)
             purpose="research",
             sponsor="University of Leeds",
             legal_basis="section 251 support",
-            datasets=(
-                make_dataset_request(
-                    "patients", ["sex", "year_of_birth", "ethnicity", "postcode_district"]
-                ),
-                make_dataset_request("gp_events", ["event_date", "snomed_code", "value"]),
-                make_dataset_request("admissions", ["admission_date", "primary_diagnosis"]),
+            legal_basis_type="s251_support",
+            summary="How the outcomes of type 2 diabetes differ by age and sex.",
+            public_benefit="Better targeted diabetes care.",
+            uses=("health_research",),
+            start_date=dt.date(2025, 1, 1),
+            end_date=dt.date(2030, 12, 31),
+            datasets=tuple(
+                make_dataset_request(name, cols, None, {c: f"analysis of {c}" for c in cols})
+                for name, cols in columns.items()
             ),
         ),
     )
     projects.add_member(OPERATOR, PROJECT, RESEARCHER)
-    project = projects.approve(PROJECT, BOARD)
+    # The board's process, with no comment period (a demo cannot wait 28 days).
+    board = GovernanceService(store, engine, GovernanceSettings(comment_period_days=0))
+    board.publish(OPERATOR, PROJECT)
+    for member, _kind in BOARD_MEMBERS:
+        board.vote(PROJECT, member, "approve", "in the public interest")
+    project = board.decide(PROJECT, BOARD)
     expect(project.status.value == "approved", "the project is approved")
-    n.detail(f"project {PROJECT} approved by {BOARD}; member {RESEARCHER}")
+    n.detail(f"project {PROJECT} approved by the board, recorded by {BOARD}; member {RESEARCHER}")
 
     n.stage("Build the project's extract (approved columns, opt-outs applied)")
     choices = import_choices(

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from sde.domain.audit import AuditEntry
 from sde.domain.disclosure import CheckResult, CheckStatus, check_frequency_table, overall
+from sde.domain.governance import OrganisationBan
 from sde.domain.policy import EGRESS, PolicyEngine, ReleaseFileFacts, make_egress_input
 from sde.domain.projects import (
     ApprovedDataset,
@@ -44,7 +45,7 @@ from sde.domain.releases import (
     check_user_can_review,
     status_after_votes,
 )
-from sde.errors import InputError, PolicyDenied, StateError
+from sde.errors import InputError, NotFound, PolicyDenied, StateError
 from sde.services.access import decide_access
 
 Clock = Callable[[], dt.datetime]
@@ -64,6 +65,7 @@ class ReleaseStore(Protocol):
     def get_project(self, project_id: str) -> Project: ...
     def list_members(self, project_id: str) -> list[Member]: ...
     def list_project_datasets(self, project_id: str) -> list[ApprovedDataset]: ...
+    def get_organisation_ban(self, organisation: str | None) -> OrganisationBan | None: ...
     def get_release_request(self, request_id: str) -> ReleaseRequest: ...
     def create_release_request(self, request: ReleaseRequest, *, audit: AuditEntry) -> None: ...
     def set_release_status(
@@ -239,6 +241,13 @@ class ReleaseService:
     ) -> Status:
         """Record one checker's vote; move the request on when the votes decide it."""
         request = self._store.get_release_request(request_id)
+        status = self._project_status(request.project_id)
+        if status != "approved":
+            # The kill switch: a suspended (or closed) project's requests are frozen.
+            raise StateError(
+                f"project {request.project_id} is {status or 'unknown'}: its release "
+                "requests are frozen"
+            )
         person = self._store.get_person(reviewer_id)
         check_user_can_review(
             Reviewer(person.id, frozenset(r.value for r in person.roles)),
@@ -291,7 +300,14 @@ class ReleaseService:
             files=files,
             reviews=[(r.reviewer, r.decision.value) for r in self._store.list_reviews(request_id)],
             approvals_required=self._approvals_required,
+            project_status=self._project_status(request.project_id),
         )
+
+    def _project_status(self, project_id: str) -> str | None:
+        try:
+            return self._store.get_project(project_id).status.value
+        except NotFound:
+            return None
 
     def publish(self, request_id: str, actor: str) -> Path:
         """Release the request's files to the egress zone, if the policy allows."""

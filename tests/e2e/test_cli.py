@@ -125,25 +125,45 @@ def test_operator_researcher_checker_flow(tmp_path: Path) -> None:
             home=home,
             actor="olu",
         )
-    ok(
-        "project",
-        "create",
-        "sexes",
-        "--title",
-        "Sex ratio",
-        "--purpose",
-        "research",
-        "--sponsor",
-        "Uni",
-        "--dataset",
-        "patients:sex,year_of_birth",
-        home=home,
-        actor="olu",
+    application = tmp_path / "sexes.yaml"
+    application.write_text(
+        "id: sexes\n"
+        "title: Sex ratio\n"
+        "summary: The ratio of women to men among patients.\n"
+        "purpose: research\n"
+        "uses: [health_research]\n"
+        "sponsor: Uni\n"
+        "legal_basis_type: s251_support\n"
+        "public_benefit: Fairer planning of services.\n"
+        "start_date: 2025-01-01\n"
+        "end_date: 2099-12-31\n"
+        "datasets:\n"
+        "  patients:\n"
+        "    columns: {sex: the ratio itself, year_of_birth: to compare age groups}\n"
     )
+    ok("project", "apply", str(application), home=home, actor="olu")
     ok("project", "add-member", "sexes", "alice", home=home, actor="olu")
     refused = run("extract", "sexes", home=home, actor="olu")
     assert refused.returncode == 2
     assert "approved" in refused.stderr
+    with (home / "config.yaml").open("a") as config:
+        config.write("comment_period_days: 0\n")
+    ok("project", "publish", "sexes", home=home, actor="olu")
+    for member, kind in (("lay-1", "lay"), ("gp-1", "clinical"), ("dpo-1", "data_protection")):
+        ok(
+            "person",
+            "add",
+            member,
+            "--role",
+            "board_member",
+            "--organisation",
+            "Board",
+            "--board-kind",
+            kind,
+            home=home,
+            actor="olu",
+        )
+        ok("board", "vote", "sexes", "approve", "--by", member, "--reason", "sound", home=home)
     ok("project", "approve", "sexes", "--by", "bea", home=home)
     extract = ok("extract", "sexes", home=home, actor="olu")
     assert "patients:" in extract

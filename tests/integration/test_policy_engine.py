@@ -68,6 +68,7 @@ def egress(**changes: object) -> dict[str, object]:
             ReleaseFileFacts("figure1.csv", SHA, {"small_numbers": "pass"}),
         ],
         "reviews": [("c-1", "approve"), ("c-2", "approve")],
+        "project_status": "approved",
     }
     values.update(changes)
     return make_egress_input(**values)  # type: ignore[arg-type]

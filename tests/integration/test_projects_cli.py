@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from sde.adapters.sql import open_control_plane
 from sde.cli import main
+from sde.domain.audit import AuditEntry
 from sde.domain.projects import MemberRole, PersonRole, ProjectStatus, Purpose, SponsorType
 from sde.services.home import Home, Settings, init_home
 from tests.integration.test_sql_backends import SQL_BACKENDS, fresh_database
@@ -114,18 +115,20 @@ def test_project_lifecycle(home: Home) -> None:
         "olive",
     )
     assert out.strip() == "added alice to diabetes-1 as lead"
-    out = ok(home, "project", "approve", "diabetes-1", "--by", "dana")
-    assert out.strip() == "approved project diabetes-1 (by dana)"
+    # A draft is not decided: it is published for comment first (tests/integration/
+    # test_governance_cli.py takes an application through the board to approval).
+    err = refused(home, "project", "approve", "diabetes-1", "--by", "dana")
+    assert "only an application published for comment can be decided" in err
 
     with open_control_plane(home.database_url) as plane:
         project = plane.get_project("diabetes-1")
-        assert project.status is ProjectStatus.APPROVED
+        assert project.status is ProjectStatus.DRAFT
         assert (project.purpose, project.sponsor_type) == (Purpose.RESEARCH, SponsorType.CHARITY)
         assert project.legal_basis == "consent"
         assert project.national_opt_out_applies is True
         assert (project.start_date, project.end_date) == (date(2025, 1, 1), date(2026, 6, 30))
-        assert project.approved_by == "dana"
-        assert project.approved_at is not None
+        assert project.approved_by is None
+        assert project.approved_at is None
         datasets = {d.dataset: d for d in plane.list_project_datasets("diabetes-1")}
         assert datasets["gp_events"].columns == ("pid", "code", "event_date")
         assert datasets["gp_events"].justification == "codes and dates of diabetes care"
@@ -149,21 +152,20 @@ def test_project_lifecycle(home: Home) -> None:
         ("olive", "project.created", "project:diabetes-1"),
         ("olive", "person.added", "person:alice"),
         ("olive", "project.member_added", "project:diabetes-1"),
-        ("dana", "project.approved", "project:diabetes-1"),
     ]
 
     listing = ok(home, "project", "list").splitlines()
     assert listing[0].split() == ["ID", "STATUS", "PURPOSE", "SPONSOR", "TITLE"]
-    assert listing[1].split()[:3] == ["diabetes-1", "approved", "research"]
+    assert listing[1].split()[:3] == ["diabetes-1", "draft", "research"]
 
     shown = ok(home, "project", "show", "diabetes-1")
-    assert "status:                   approved" in shown
+    assert "status:                   draft" in shown
     assert "national opt-out applies: yes" in shown
     assert "  alice (lead, added " in shown
     assert "  gp_events: pid, code, event_date  -- codes and dates of diabetes care" in shown
 
     verify = ok(home, "audit", "verify")
-    assert verify.splitlines()[0] == "audit chain intact: 5 events"
+    assert verify.splitlines()[0] == "audit chain intact: 4 events"
 
 
 def test_national_opt_out_exemption_is_recorded(home: Home) -> None:
@@ -315,16 +317,27 @@ def test_approval_rules(home: Home) -> None:
     )
     ok(home, "project", "add-member", "diabetes-1", "odin")
     err = refused(home, "project", "approve", "diabetes-1", "--by", "alice")
+    assert "only an application published for comment can be decided" in err
+    with open_control_plane(home.database_url) as plane:
+        # Published directly: the approver rules are checked before the policy is asked.
+        plane.publish_project(
+            "diabetes-1",
+            published_at=datetime.now(UTC),
+            comment_period_ends=datetime.now(UTC) + timedelta(days=28),
+            audit=AuditEntry("olive", "project.published", "project:diabetes-1"),
+        )
+    err = refused(home, "project", "approve", "diabetes-1", "--by", "alice")
     assert "alice is not a board member or operator" in err
     err = refused(home, "project", "approve", "diabetes-1", "--by", "odin")
     assert "odin is a member of project diabetes-1" in err
     err = refused(home, "project", "approve", "diabetes-1", "--by", "ghost")
     assert "no person 'ghost'" in err
     ok(home, "person", "add", "dana", "--role", "board_member", "--organisation", "NHSE")
-    ok(home, "project", "approve", "diabetes-1", "--by", "dana")
     err = refused(home, "project", "approve", "diabetes-1", "--by", "dana")
-    assert "only a draft project can be approved" in err
-    assert [a for _, a, _ in audit_actions(home)].count("project.approved") == 1
+    assert "approve project diabetes-1 refused" in err
+    assert "the public comment period runs until" in err
+    assert "0 counted votes; the quorum needs at least 3" in err
+    assert [a for _, a, _ in audit_actions(home)].count("project.approved") == 0
 
 
 def test_member_rules(home: Home) -> None:

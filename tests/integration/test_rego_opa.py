@@ -222,6 +222,7 @@ EGRESS_BASE: dict[str, object] = {
         "id": "rr-1",
         "author": "r-ada",
         "status": "approved",
+        "project_status": "approved",
         "files": [TABLE, FIGURE],
         "reviews": [review("c-1", "approve"), review("c-2", "approve")],
     },
@@ -243,6 +244,7 @@ EGRESS_FIELDS: dict[str, list[object]] = {
     ],
     "request/status": ["approved", "in_review", "released", "returned", MISSING, 5],
     "request/author": ["r-ada", "", None, MISSING, 4, "c-1"],
+    "request/project_status": ["approved", "suspended", "closed", None, MISSING, 3],
     "request/files": [
         [TABLE, FIGURE],
         [],

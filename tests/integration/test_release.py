@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from sde.adapters.sql import ControlPlane
-from sde.domain.projects import make_dataset_request
 from sde.domain.releases import Status, Vote
 from sde.errors import PolicyDenied, StateError
 from sde.services.home import Home, init_home
-from sde.services.projects import NewProject, ProjectService
+from sde.services.projects import ProjectService
 from sde.services.release import OutputFile, ReleaseService, check_output
 from sde.services.wiring import control_plane, policy_engine, release_service
+from tests.factories import application, approve_through_board
 
 pytestmark = [pytest.mark.sql, pytest.mark.policy]
 
@@ -42,17 +42,10 @@ def store(home: Home) -> Iterator[ControlPlane]:
         for checker in ("carol", "dev"):
             projects.add_person("olu", checker, roles=["output_checker"], organisation="NHS")
         projects.create_project(
-            "olu",
-            NewProject(
-                id="diabetes",
-                title="Diabetes",
-                purpose="research",
-                sponsor="Uni",
-                datasets=(make_dataset_request("patients", ["sex"]),),
-            ),
+            "olu", application("diabetes", {"patients": ["sex"]}, sponsor="Uni")
         )
         projects.add_member("olu", "diabetes", "alice")
-        projects.approve("diabetes", "bea")
+        approve_through_board(plane, policy_engine(home), "diabetes", decided_by="bea")
         yield plane
 
 

@@ -47,6 +47,10 @@ TABLES = {
     "release_files",
     "reviews",
     "audit_events",
+    "project_comments",
+    "project_conflicts",
+    "board_votes",
+    "organisation_bans",
 }
 
 
@@ -134,7 +138,7 @@ def test_open_refuses_an_unmigrated_database(database_url: str) -> None:
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE unrelated (x INTEGER)")
     engine.dispose()
-    with pytest.raises(ConfigError, match="revision none, this sde needs 0001"):
+    with pytest.raises(ConfigError, match=f"revision none, this sde needs {HEAD_REVISION}"):
         open_control_plane(database_url)
 
 

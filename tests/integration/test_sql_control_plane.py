@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,13 @@ import sqlalchemy as sa
 import sde.adapters.sql as sql
 from sde.adapters.sql import ControlPlane, open_control_plane, upgrade
 from sde.domain.audit import AuditEntry
+from sde.domain.governance import (
+    BoardVote,
+    BoardVoteDecision,
+    ConflictOfInterest,
+    OrganisationBan,
+    PublicComment,
+)
 from sde.domain.projects import (
     ApprovedDataset,
     Member,
@@ -127,6 +135,24 @@ def seed(plane: ControlPlane) -> None:
     plane.add_review(
         Review(REQUEST_ID, "carol", Vote.APPROVE, "fine", T0), audit=entry("release.reviewed")
     )
+    plane.create_project(project("published-1"), audit=entry("project.created"))
+    plane.publish_project(
+        "published-1",
+        published_at=T0,
+        comment_period_ends=T0 + timedelta(days=28),
+        audit=entry("project.published"),
+    )
+    plane.add_public_comment(
+        PublicComment("published-1", None, None, "a comment", T0), audit=entry("project.comment")
+    )
+    plane.declare_conflict(
+        ConflictOfInterest("published-1", "dana", "consults for the sponsor", T0),
+        audit=entry("board.conflict"),
+    )
+    plane.ban_organisation(
+        OrganisationBan("acme ltd", "Acme Ltd", T0 + timedelta(days=90), "breach", T0, "op"),
+        audit=entry("organisation.banned"),
+    )
 
 
 AUDIT = entry("meta.write", "thing:meta")
@@ -181,6 +207,42 @@ CALLS: dict[str, Callable[[ControlPlane], Any]] = {
         Review(REQUEST_ID, "dan", Vote.RETURN, None, T0), audit=AUDIT
     ),
     "clear_reviews": lambda p: p.clear_reviews(REQUEST_ID, audit=AUDIT),
+    "update_application": lambda p: p.update_application(
+        replace(project(), summary="A plain summary"),
+        [ApprovedDataset("diabetes-1", "hes", ("pid",), None, {"pid": "to link"})],
+        audit=AUDIT,
+    ),
+    "publish_project": lambda p: p.publish_project(
+        "diabetes-1", published_at=T0, comment_period_ends=T0, audit=AUDIT
+    ),
+    "record_project_decision": lambda p: p.record_project_decision(
+        "published-1",
+        ProjectStatus.REJECTED,
+        decided_by="dana",
+        decided_at=T0,
+        reasons=["red line"],
+        audit=AUDIT,
+    ),
+    "list_public_comments": lambda p: p.list_public_comments("published-1"),
+    "add_public_comment": lambda p: p.add_public_comment(
+        PublicComment("published-1", None, "A patient", "Please publish results", T0),
+        audit=AUDIT,
+    ),
+    "list_conflicts": lambda p: p.list_conflicts("published-1"),
+    "declare_conflict": lambda p: p.declare_conflict(
+        ConflictOfInterest("published-1", "alice", "works for the sponsor", T0), audit=AUDIT
+    ),
+    "list_board_votes": lambda p: p.list_board_votes("published-1"),
+    "cast_board_vote": lambda p: p.cast_board_vote(
+        BoardVote("published-1", "dana", BoardVoteDecision.APPROVE, "sound", T0), audit=AUDIT
+    ),
+    "list_organisation_bans": lambda p: p.list_organisation_bans(),
+    "get_organisation_ban": lambda p: p.get_organisation_ban("ACME  ltd"),
+    "ban_organisation": lambda p: p.ban_organisation(
+        OrganisationBan("globex", "Globex", T0 + timedelta(days=9), "breach", T0, "op"),
+        audit=AUDIT,
+    ),
+    "lift_organisation_ban": lambda p: p.lift_organisation_ban("acme ltd", audit=AUDIT),
 }
 
 

@@ -14,13 +14,14 @@ from deltalake import write_deltalake
 
 from sde import workspace
 from sde.domain.audit import AuditEntry
-from sde.domain.projects import ProjectStatus, make_dataset_request
+from sde.domain.projects import ProjectStatus
 from sde.domain.pseudonyms import LinkagePseudonymiser
 from sde.errors import InputError, NotFound, PolicyDenied
 from sde.services.extract import ExtractRequest, build_extract
 from sde.services.home import Home, init_home
-from sde.services.projects import NewProject, ProjectService
-from sde.services.wiring import control_plane
+from sde.services.projects import ProjectService
+from sde.services.wiring import control_plane, policy_engine
+from tests.factories import application, approve_through_board
 
 pytestmark = [pytest.mark.sql, pytest.mark.policy, pytest.mark.duckdb, pytest.mark.delta]
 
@@ -42,17 +43,10 @@ def home(tmp_path: Path) -> Home:
         projects.add_person("olu", "bea", roles=["board_member"], organisation="Lay")
         projects.add_person("olu", "mallory", roles=["researcher"], organisation="Uni")
         projects.create_project(
-            "olu",
-            NewProject(
-                id="diabetes",
-                title="Diabetes",
-                purpose="research",
-                sponsor="Uni",
-                datasets=(make_dataset_request("patients", ["sex", "year_of_birth"]),),
-            ),
+            "olu", application("diabetes", {"patients": ["sex", "year_of_birth"]}, sponsor="Uni")
         )
         projects.add_member("olu", "diabetes", "alice")
-        projects.approve("diabetes", "bea")
+        approve_through_board(store, policy_engine(home), "diabetes", decided_by="bea")
     build_extract(
         home,
         ExtractRequest("diabetes", "research", True, {"patients": ("sex", "year_of_birth")}),

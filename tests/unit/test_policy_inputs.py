@@ -146,6 +146,7 @@ def egress(**changes: object) -> dict[str, object]:
         "status": "approved",
         "files": [ReleaseFileFacts("t1.csv", SHA, {"small_numbers": "pass", "dominance": "fail"})],
         "reviews": [("c-1", "approve"), ("c-2", "reject")],
+        "project_status": "suspended",
     }
     values.update(changes)
     return make_egress_input(**values)  # type: ignore[arg-type]
@@ -158,6 +159,7 @@ def test_egress_input_is_the_documented_document() -> None:
             "id": "rr-1",
             "author": "r-ada",
             "status": "approved",
+            "project_status": "suspended",
             "files": [
                 {
                     "name": "t1.csv",
@@ -192,6 +194,7 @@ def test_missing_checksum_and_author_are_null() -> None:
     request = document["request"]
     assert isinstance(request, dict)
     assert request["author"] is None
+    assert egress(project_status=None)["request"]["project_status"] is None  # type: ignore[index]
     assert request["files"] == [{"name": "t1.csv", "sha256": None, "checks": []}]
 
 
@@ -244,7 +247,7 @@ def test_canary_problem() -> None:
 
 
 def test_canaries_cover_both_answers_for_each_package() -> None:
-    for package in (policy.ACCESS, policy.EGRESS):
+    for package in (policy.ACCESS, policy.EGRESS, policy.PROJECT):
         mine = [canary for canary in CANARIES if canary.package == package]
         assert any(canary.allow for canary in mine), package
         refusals = [canary for canary in mine if not canary.allow]

@@ -183,27 +183,30 @@ def test_closed_project_takes_no_members() -> None:
     assert not can_add_member(closed, ALICE, NOW)
 
 
-def test_board_member_approves_a_draft() -> None:
+PUBLISHED = replace(PROJECT, status=ProjectStatus.PUBLISHED)
+
+
+def test_board_member_records_the_decision_on_a_published_application() -> None:
     members = [Member("diabetes-1", "alice", MemberRole.LEAD, NOW)]
-    check_can_approve(PROJECT, DANA, members, NOW)
-    assert can_approve(PROJECT, DANA, members, NOW)
+    check_can_approve(PUBLISHED, DANA, members, NOW)
+    assert can_approve(PUBLISHED, DANA, members, NOW)
 
 
-def test_only_drafts_are_approved() -> None:
-    approved = replace(PROJECT, status=ProjectStatus.APPROVED)
-    with pytest.raises(StateError, match="only a draft project"):
-        check_can_approve(approved, DANA, [], NOW)
+def test_only_published_applications_are_decided() -> None:
+    for status in (ProjectStatus.DRAFT, ProjectStatus.APPROVED, ProjectStatus.REJECTED):
+        with pytest.raises(StateError, match="only an application published for comment"):
+            check_can_approve(replace(PROJECT, status=status), DANA, [], NOW)
 
 
 def test_approver_rules() -> None:
     with pytest.raises(PolicyDenied, match="not a board member or operator"):
-        check_can_approve(PROJECT, ALICE, [], NOW)
+        check_can_approve(PUBLISHED, ALICE, [], NOW)
     member_dana = [Member("diabetes-1", "dana", MemberRole.RESEARCHER, NOW)]
     with pytest.raises(PolicyDenied, match="is a member of project diabetes-1"):
-        check_can_approve(PROJECT, DANA, member_dana, NOW)
+        check_can_approve(PUBLISHED, DANA, member_dana, NOW)
     banned = replace(DANA, banned_until=NOW + timedelta(hours=1))
     with pytest.raises(PolicyDenied, match="dana is banned"):
-        check_can_approve(PROJECT, banned, [], NOW)
+        check_can_approve(PUBLISHED, banned, [], NOW)
     operator = replace(DANA, roles=(PersonRole.OPERATOR,))
-    assert can_approve(PROJECT, operator, [], NOW)
-    assert not can_approve(PROJECT, ALICE, [], NOW)
+    assert can_approve(PUBLISHED, operator, [], NOW)
+    assert not can_approve(PUBLISHED, ALICE, [], NOW)

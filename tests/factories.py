@@ -1,0 +1,77 @@
+"""Factories that drive the real business logic, so no impossible state is built.
+
+``approve_through_board`` takes a draft application through the board as a real one goes:
+published for comment (a period of 0 days), three board members of the three kinds vote to
+approve, and the decision is recorded through the ``sde.project`` policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date
+from typing import Any
+
+from sde.adapters.sql import ControlPlane
+from sde.domain.policy import PolicyEngine
+from sde.domain.projects import Project, make_dataset_request
+from sde.errors import NotFound
+from sde.services.governance import GovernanceService, GovernanceSettings
+from sde.services.projects import NewProject, ProjectService
+
+BOARD = (("board-lay", "lay"), ("board-clin", "clinical"), ("board-dpo", "data_protection"))
+
+
+def application(
+    project_id: str, datasets: Mapping[str, Sequence[str]], **changes: Any
+) -> NewProject:
+    """A complete application asking for ``datasets`` (every column justified)."""
+    values: dict[str, Any] = {
+        "id": project_id,
+        "title": "Outcomes of type 2 diabetes",
+        "purpose": "research",
+        "sponsor": "University of Leeds",
+        "sponsor_type": "academic",
+        "legal_basis": "CAG 20/CAG/0001",
+        "legal_basis_type": "s251_support",
+        "summary": "How outcomes of type 2 diabetes differ by age and sex.",
+        "public_benefit": "Better targeted diabetes care.",
+        "uses": ("health_research",),
+        "start_date": date(2025, 1, 1),
+        "end_date": date(2030, 12, 31),
+        "datasets": tuple(
+            make_dataset_request(
+                name, list(columns), None, {c: f"needed for the analysis of {c}" for c in columns}
+            )
+            for name, columns in datasets.items()
+        ),
+    }
+    values.update(changes)
+    return NewProject(**values)
+
+
+def seat_board(plane: ControlPlane, engine: PolicyEngine, actor: str = "olu") -> None:
+    """Three board members, one of each kind (once)."""
+    projects = ProjectService(plane)
+    governance = GovernanceService(plane, engine)
+    for person_id, kind in BOARD:
+        try:
+            plane.get_person(person_id)
+        except NotFound:
+            projects.add_person(actor, person_id, roles=["board_member"], organisation="Board")
+            governance.set_board_kind(actor, person_id, kind)
+
+
+def approve_through_board(
+    plane: ControlPlane,
+    engine: PolicyEngine,
+    project_id: str,
+    *,
+    decided_by: str,
+    actor: str = "olu",
+) -> Project:
+    governance = GovernanceService(plane, engine, GovernanceSettings(comment_period_days=0))
+    seat_board(plane, engine, actor)
+    governance.publish(actor, project_id)
+    for person_id, _ in BOARD:
+        governance.vote(project_id, person_id, "approve", "sound and in the public interest")
+    return governance.decide(project_id, decided_by)
