@@ -1,11 +1,13 @@
-"""Free-text de-identification with the real Presidio analyzer (pattern recognizers only)."""
+"""Ingest's de-identifier (``sde.adapters.presidio``): known values as ingest passes them,
+typed placeholders, clinical content, and the canary self-test."""
 
 from __future__ import annotations
 
 import pytest
 
-from sde.adapters import presidio
-from sde.adapters.presidio import ENTITIES, PresidioDeidentifier
+from sde.adapters.presidio import PresidioDeidentifier, known_from_pairs
+from sde.deid import Deidentifier
+from sde.deid.spans import Span
 from sde.domain.datasets import Pii
 
 pytestmark = pytest.mark.presidio
@@ -92,7 +94,10 @@ def test_the_patients_own_identifiers_go_in_any_layout(
         ("Dear Dr ap Iorwerth,", "Dear Dr <PERSON>,"),
         ("Sister Ward (Renal Nurse Specialist)", "Sister <PERSON> (Renal Nurse Specialist)"),
         ("Dr \u00d3 Briain, Registrar", "Dr <PERSON>, Registrar"),
-        ("Name: Willow Pickles  Hosp No: R1K-3364674", "Name: <PERSON>  Hosp No: <IDENTIFIER>"),
+        (
+            "Name: Willow Pickles  Hosp No: R1K-3364674",
+            "Name: <PERSON>  Hosp No: <HOSPITAL_NUMBER>",
+        ),
         ("Patient: KNIGHT, Martin | DOB", "Patient: <PERSON> | DOB"),
         ("re: david higginbottom (age 70)", "re: <PERSON> (age 70)"),
         (
@@ -103,14 +108,15 @@ def test_the_patients_own_identifiers_go_in_any_layout(
         ("Email j.bloggs@ward.nhs.local", "Email <EMAIL>"),
         ("Other NHS 401 023 2137", "Other NHS <NHS_NUMBER>"),
         ("NI AB 12 34 56 C", "NI <UK_NINO>"),
-        ("MRN: K123456", "MRN: <IDENTIFIER>"),
-        ("ref RR8-4821937", "ref <IDENTIFIER>"),
-        ("account 12345678901", "account <IDENTIFIER>"),
+        ("MRN: K123456", "MRN: <HOSPITAL_NUMBER>"),
+        ("ref RR8-4821937", "ref <HOSPITAL_NUMBER>"),
         ("seen 12/03/2024", "seen <DATE>"),
         ("seen 2024-03-12", "seen <DATE>"),
         ("seen 12 March 2024", "seen <DATE>"),
         ("since March 2024", "since <DATE>"),
         ("since 03/2024.", "since <DATE>."),
+        ("DOB 07/03/1961", "DOB <DATE>"),
+        ("see https://www.nhs.uk/conditions.", "see <URL>."),
         ("at M1 1AE", "at <UK_POSTCODE>"),
         ("at 22 Marchbanks Road", "at <ADDRESS>"),
     ],
@@ -140,23 +146,31 @@ def test_clinical_content_survives(deid: PresidioDeidentifier, text: str) -> Non
     assert deid.deidentify(text, KNOWN) == text
 
 
-def test_analyzer_has_only_the_wanted_entities() -> None:
-    analyzer = presidio.build_analyzer()
-    assert set(analyzer.get_supported_entities("en")) == set(ENTITIES)
+def test_ingest_reports_dates_of_birth_as_dates() -> None:
+    deid = PresidioDeidentifier()
+    assert "DATE_OF_BIRTH" not in deid.engine.entities
+    assert deid.deidentify("born 7 March 1961", KNOWN) == "born <DATE>"
 
 
-def test_an_entity_without_a_recognizer_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(presidio, "ENTITIES", (*ENTITIES, "MARTIAN_ID"))
-    with pytest.raises(RuntimeError, match="no recognizer for entities MARTIAN_ID"):
-        presidio.build_analyzer()
+def test_known_pairs_become_a_known_record() -> None:
+    known = known_from_pairs([*KNOWN, (Pii.DATE, "1961-03-08"), (Pii.PERSON, " Aurelia ")])
+    assert known.names == ("Aurelia", "Quennell-Thorpe")
+    assert known.nhs_number == "9434765919"
+    assert known.date_of_birth == "1961-03-07"
+    assert known.other_dates_of_birth == ("1961-03-08",)
+    assert known.address == "14 Quillfeather Lane\nKettlewick"
+    assert known.postcode == "LS1 4AP"
+    assert known.hospital_numbers == ("RR8-4821937",)
 
 
-def test_a_deidentifier_that_misses_its_canary_refuses_to_start(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(presidio, "_merge", lambda spans: [])
+class _Blind(Deidentifier):
+    def detect(self, text: str, known: object = None) -> list[Span]:
+        return []
+
+
+def test_a_deidentifier_that_misses_its_canary_refuses_to_start() -> None:
     with pytest.raises(RuntimeError, match="self-test"):
-        PresidioDeidentifier()
+        PresidioDeidentifier(_Blind())
 
 
 def test_overlapping_findings_merge_to_the_stronger_entity(deid: PresidioDeidentifier) -> None:
