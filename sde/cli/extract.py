@@ -28,7 +28,7 @@ def extract_command(project_id: str, actor: str, home_dir: Path | None) -> None:
     with control_plane(home) as store:
         decide_access(
             store,
-            policy_engine(home),
+            policy_engine(home, audit=store.audit, actor=actor),
             person_id=actor,
             project_id=project_id,
             action=BUILD_EXTRACT,

@@ -26,7 +26,7 @@ def _airlock(home: Home) -> Iterator[tuple[ControlPlane, ReleaseService]]:
     from sde.services.wiring import control_plane, policy_engine, release_service
 
     with control_plane(home) as store:
-        yield store, release_service(home, store, policy_engine(home))
+        yield store, release_service(home, store, policy_engine(home, audit=store.audit))
 
 
 @main.group()

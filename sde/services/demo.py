@@ -106,7 +106,7 @@ def run_demo(home_dir: Path, say: Callable[[str], None], patients: int = 10_000)
 
     n.stage("Ingest every dataset: validate, pseudonymise, generalise, de-identify")
     store = control_plane(home)
-    engine = policy_engine(home)
+    engine = policy_engine(home, audit=store.audit)
     results = ingest_all(home, audit=store.audit, actor=OPERATOR)
     expect(len(results) == len(shipped_datasets()), "every shipped dataset was ingested")
     for r in results:

@@ -61,7 +61,7 @@ def connect(
     with control_plane(the_home) as store:
         decide_access(
             store,
-            policy_engine(the_home),
+            policy_engine(the_home, audit=store.audit, actor=person),
             person_id=person,
             project_id=project,
             action=OPEN_WORKSPACE,
