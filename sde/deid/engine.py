@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import re
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -70,6 +71,9 @@ class Deidentifier:
         self._names = "PERSON" in self._wanted
         self._addresses = "ADDRESS" in self._wanted
         self._nlp_engine = _nlp_engine(nlp)
+        self._pool: Any = None
+        self._pool_size = 0
+        self._pool_finalizer: weakref.finalize[Any, Any] | None = None
 
     # --- the API ---------------------------------------------------------------------
 
@@ -109,11 +113,33 @@ class Deidentifier:
             for text, known in items:
                 yield self.detect(text, known)
             return
+        yield from self._worker_pool(processes).imap(_detect_in_worker, items, chunksize=32)
+
+    def close(self) -> None:
+        """Stop the worker processes of ``detect_many``, if any were started."""
+        if self._pool_finalizer is not None:
+            self._pool_finalizer()
+        self._pool = None
+        self._pool_finalizer = None
+
+    def __enter__(self) -> Deidentifier:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _worker_pool(self, processes: int) -> Any:
+        """The worker pool, started once and reused by every later call with the same
+        number of processes: a 'spawn' worker takes seconds to import Presidio and build
+        its lexicon, which would otherwise be paid again on every call."""
+        if self._pool is not None and self._pool_size == processes:
+            return self._pool
+        self.close()
         context = multiprocessing.get_context("spawn")
-        with context.Pool(
-            processes, initializer=_init_worker, initargs=(self.entities, self.nlp)
-        ) as pool:
-            yield from pool.imap(_detect_in_worker, items, chunksize=16)
+        pool = context.Pool(processes, initializer=_init_worker, initargs=(self.entities, self.nlp))
+        self._pool, self._pool_size = pool, processes
+        self._pool_finalizer = weakref.finalize(self, _stop_pool, pool)
+        return pool
 
     # --- internals -------------------------------------------------------------------
 
@@ -272,6 +298,11 @@ def _address_lines(text: str, candidates: Sequence[Candidate]) -> list[Candidate
 # --- worker processes --------------------------------------------------------------------
 
 _WORKER: Deidentifier | None = None
+
+
+def _stop_pool(pool: Any) -> None:
+    pool.terminate()
+    pool.join()
 
 
 def _init_worker(entities: Sequence[str], nlp: str) -> None:

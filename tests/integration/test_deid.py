@@ -181,7 +181,13 @@ def test_detect_many_in_processes_equals_one_process(deid: Deidentifier) -> None
     one = list(deid.detect_many(NOTES))
     assert one == [deid.detect(t, k) for t, k in NOTES]
     assert any(s for s in one)
-    assert list(deid.detect_many(NOTES, processes=2)) == one
+    with Deidentifier() as parallel:
+        assert list(parallel.detect_many(NOTES, processes=2)) == one
+        workers = {p.pid for p in parallel._pool._pool}
+        # a second call reuses the workers instead of paying their start-up again
+        assert list(parallel.detect_many(NOTES, processes=2)) == one
+        assert {p.pid for p in parallel._pool._pool} == workers
+    assert parallel._pool is None
 
 
 def test_the_name_lexicon_has_names_of_many_origins_and_no_everyday_words() -> None:
