@@ -15,15 +15,20 @@ from sde.errors import InputError
 from sde.services.ports import AuditSink
 
 if TYPE_CHECKING:
+    from sde.domain.policy import PolicyEngine
+    from sde.services.home import Home
     from sde.services.ingest import IngestResult
 
 
 @contextmanager
-def _audit_log(database_url: str) -> Iterator[AuditSink]:
-    from sde.adapters.sql import open_control_plane  # SQLAlchemy only when needed
+def _governed(home: Home) -> Iterator[tuple[AuditSink, PolicyEngine]]:
+    """The control plane's audit log, and the policy engine that records every decision
+    in it (the ``sde.ingest`` policy decides each spec before any row is read)."""
+    # Imported here: SQLAlchemy and the policy engine load only when a command runs.
+    from sde.services.wiring import control_plane, policy_engine
 
-    with open_control_plane(database_url) as plane:
-        yield plane.audit
+    with control_plane(home) as plane:
+        yield plane.audit, policy_engine(home, audit=plane.audit)
 
 
 def _references(values: tuple[str, ...]) -> dict[str, Path]:
@@ -78,8 +83,10 @@ def ingest(
       sde ingest --spec my_dataset.yaml data/part1.csv data/part2.csv
       sde ingest --all
 
-    Bad rows go to the quarantine zone with a reason; a file already ingested (same
-    SHA-256) adds nothing.
+    The sde.ingest policy first decides whether the spec is acceptable for each file
+    (every column classified, no identifying column kept, ...); a refusal names its
+    reasons and writes nothing. Bad rows go to the quarantine zone with a reason; a file
+    already ingested (same SHA-256) adds nothing.
     """
     from sde.services import ingest as service
 
@@ -91,8 +98,8 @@ def ingest(
         names = [n for n in service.shipped_datasets() if (home.sources / f"{n}.csv").is_file()]
         if not names:
             raise InputError(f"no provider files named <dataset>.csv in {home.sources}")
-        with _audit_log(home.database_url) as audit:
-            results = service.ingest_all(home, audit=audit, progress=show_progress)
+        with _governed(home) as (audit, engine):
+            results = service.ingest_all(home, audit=audit, progress=show_progress, engine=engine)
         for result in results:
             click.echo(_summary(result))
         return
@@ -108,7 +115,7 @@ def ingest(
     if not files:
         raise InputError(f"name at least one FILE to ingest for dataset {spec.name}")
     refs = _references(references)
-    with _audit_log(home.database_url) as audit:
+    with _governed(home) as (audit, engine):
         for file in files:
             result = service.ingest_file(
                 home,
@@ -117,6 +124,7 @@ def ingest(
                 audit=audit,
                 progress=show_progress,
                 references=refs,
+                engine=engine,
             )
             click.echo(_summary(result))
 

@@ -3,7 +3,8 @@
 Services never write Rego inputs by hand: they call a pure ``make_*_input`` builder with
 plain values (strings, dates, lists) and get back a fresh JSON-able ``dict``, then ask a
 ``PolicyEngine`` for a ``Decision``. The policies themselves live in the repository's
-``policies/`` folder (``sde.access``, ``sde.egress``, ``sde.project``); ``docs/policies.md``
+``policies/`` folder (``sde.access``, ``sde.egress``, ``sde.project``, ``sde.ingest``);
+``docs/policies.md``
 and ``docs/governance.md`` describe each input document and every reason a policy can give.
 
 ``CANARIES`` are decisions whose answer is known. An engine runs them at start-up and
@@ -24,6 +25,7 @@ from sde.errors import InputError, PolicyDenied
 ACCESS: Final = "sde.access"
 EGRESS: Final = "sde.egress"
 PROJECT: Final = "sde.project"
+INGEST: Final = "sde.ingest"
 
 OPEN_WORKSPACE: Final = "open_workspace"
 READ_DATASET: Final = "read_dataset"
@@ -329,6 +331,71 @@ def make_project_input(
     }
 
 
+@dataclass(frozen=True)
+class IngestColumnFacts:
+    """What the ingest policy needs to know about one column of a dataset spec: its
+    name, its role, its type, the kind of identifying data it holds (``pii``; the
+    identifier's is ``nhs_number``) and, for a quasi-identifier, its generalisation."""
+
+    name: str
+    role: str
+    type: str
+    pii: str | None = None
+    generalise: str | None = None
+
+
+def make_ingest_input(
+    *,
+    dataset: str | None,
+    origin: str | None,
+    columns: Iterable[IngestColumnFacts],
+    header: Iterable[str],
+    known_from: Mapping[str, Iterable[str] | None] | None = None,
+) -> dict[str, object]:
+    """The ``sde.ingest`` input: may ingest read a file with this ``header`` (its column
+    names, in order, repeats kept) for dataset spec ``dataset``?
+
+    ``columns`` are the spec's columns, in order. ``known_from`` maps each dataset the
+    spec clears its free text with (``DatasetSpec.known_from``, in order) to the kinds of
+    identifier its own spec tags (``pii``), or to ``None`` when it has no spec (the
+    policy refuses). ``dataset`` / ``origin`` of ``None`` mean not given.
+    """
+    column_docs: list[dict[str, object]] = []
+    for column in columns:
+        if not isinstance(column, IngestColumnFacts):
+            raise InputError("each column must be given as IngestColumnFacts")
+        column_docs.append(
+            {
+                "name": _text("column name", column.name),
+                "role": _text("role", column.role),
+                "type": _text("type", column.type),
+                "pii": None if column.pii is None else _text("pii", column.pii),
+                "generalise": None
+                if column.generalise is None
+                else _text("generalise", column.generalise),
+            }
+        )
+    if known_from is not None and not isinstance(known_from, Mapping):
+        raise InputError("known_from must map each dataset to the pii kinds of its spec")
+    known_docs: list[dict[str, object]] = []
+    for name, kinds in (known_from or {}).items():
+        known_docs.append(
+            {
+                "dataset": _text("known_from", name),
+                "pii": None if kinds is None else sorted(set(_texts(f"pii of {name}", kinds))),
+            }
+        )
+    return {
+        "spec": {
+            "name": None if dataset is None else _text("dataset", dataset),
+            "origin": None if origin is None else _text("origin", origin),
+            "columns": column_docs,
+            "known_from": known_docs,
+        },
+        "file": {"header": _texts("header", header)},
+    }
+
+
 def _flag(what: str, value: object) -> bool:
     if not isinstance(value, bool):
         raise InputError(f"{what} must be true or false")
@@ -472,6 +539,36 @@ def _project(**changes: object) -> dict[str, object]:
     }
     values.update(changes)
     return make_project_input(**values)  # type: ignore[arg-type]
+
+
+_LETTERS = (
+    IngestColumnFacts("nhs_number", "identifier", "nhs_number", "nhs_number"),
+    IngestColumnFacts("given_name", "drop", "string", "person"),
+    IngestColumnFacts("date_of_birth", "quasi_identifier", "date", "date", "year"),
+    IngestColumnFacts("postcode", "quasi_identifier", "string", "postcode", "postcode_district"),
+    IngestColumnFacts("specialty", "keep", "string"),
+    IngestColumnFacts("letter_text", "free_text", "string"),
+)
+
+
+def _ingest(
+    columns: Iterable[IngestColumnFacts] = _LETTERS, **changes: object
+) -> dict[str, object]:
+    cols = tuple(columns)
+    values: dict[str, object] = {
+        "dataset": "canary_letters",
+        "origin": "hospital",
+        "columns": cols,
+        "header": [c.name for c in cols],
+        "known_from": {"canary_patients": ["nhs_number", "person", "date"]},
+    }
+    values.update(changes)
+    return make_ingest_input(**values)  # type: ignore[arg-type]
+
+
+def _last(role: str, type: str = "string", pii: str | None = None) -> tuple[IngestColumnFacts, ...]:
+    """The canary letters with one more column, last, of this role, type and pii tag."""
+    return (*_LETTERS, IngestColumnFacts("canary_last", role, type, pii))
 
 
 def _without(document: dict[str, object], *path: str) -> dict[str, object]:
@@ -741,5 +838,121 @@ CANARIES: tuple[Canary, ...] = (
         _project(status="draft"),
         allow=False,
         reason="status draft",
+    ),
+    # sde.ingest
+    Canary("letters cleared of known names", INGEST, _ingest(), allow=True),
+    Canary(
+        "no free text, no known_from",
+        INGEST,
+        _ingest(
+            columns=[c for c in _LETTERS if c.role != "free_text"],
+            known_from={},
+        ),
+        allow=True,
+    ),
+    Canary("empty input", INGEST, {}, allow=False, reason="dataset spec is not known"),
+    # every column of the file must be classified: only the last one is not
+    Canary(
+        "last header column not classified",
+        INGEST,
+        _ingest(header=[*(c.name for c in _LETTERS), "canary_extra"]),
+        allow=False,
+        reason="column canary_extra of the file is not classified",
+    ),
+    Canary(
+        "spec column missing from the file",
+        INGEST,
+        _ingest(header=[c.name for c in _LETTERS[:-1]]),
+        allow=False,
+        reason="column letter_text of dataset spec canary_letters is missing from the file",
+    ),
+    Canary(
+        "last column has an unknown role",
+        INGEST,
+        _ingest(columns=_last("keep_raw")),
+        allow=False,
+        reason="column canary_last of dataset spec canary_letters has role keep_raw",
+    ),
+    Canary(
+        "last column kept with a pii tag",
+        INGEST,
+        _ingest(columns=_last("keep", pii="person")),
+        allow=False,
+        reason="column canary_last of dataset spec canary_letters holds identifying data "
+        "(person) and has role keep",
+    ),
+    Canary(
+        "NHS numbers kept without a pii tag",
+        INGEST,
+        _ingest(columns=_last("keep", "nhs_number")),
+        allow=False,
+        reason="holds identifying data (nhs_number)",
+    ),
+    Canary(
+        "two identifiers",
+        INGEST,
+        _ingest(columns=_last("identifier", "nhs_number")),
+        allow=False,
+        reason="has 2 identifier columns",
+    ),
+    Canary(
+        "identifier is not an NHS number",
+        INGEST,
+        _ingest(columns=(IngestColumnFacts("nhs_number", "identifier", "string"), *_LETTERS[1:])),
+        allow=False,
+        reason="has type string, not nhs_number",
+    ),
+    Canary(
+        "quasi-identifier generalised by day",
+        INGEST,
+        _ingest(
+            columns=(
+                *_LETTERS,
+                IngestColumnFacts("canary_last", "quasi_identifier", "date", "date", "day"),
+            )
+        ),
+        allow=False,
+        reason="quasi_identifier column canary_last of dataset spec canary_letters needs",
+    ),
+    Canary(
+        "free text without known identifiers",
+        INGEST,
+        _ingest(
+            columns=[_LETTERS[0], _LETTERS[-1]],
+            known_from={},
+        ),
+        allow=False,
+        reason="no known identifiers",
+    ),
+    Canary(
+        "free text without known names",
+        INGEST,
+        _ingest(
+            columns=[_LETTERS[0], *_LETTERS[2:]],
+            known_from={"canary_visits": ["date", "nhs_number"]},
+        ),
+        allow=False,
+        reason="no known names",
+    ),
+    Canary(
+        "known_from dataset without a spec",
+        INGEST,
+        _ingest(known_from={"canary_patients": ["person"], "canary_nowhere": None}),
+        allow=False,
+        reason="from dataset canary_nowhere, which has no dataset spec",
+    ),
+    Canary(
+        "unknown origin",
+        INGEST,
+        _ingest(origin="pharmacy"),
+        allow=False,
+        reason="has origin pharmacy",
+    ),
+    Canary(
+        "no origin field",
+        INGEST,
+        _without(_ingest(), "spec", "origin"),
+        allow=False,
+        reason="has origin (missing or not text)",
     ),
 )

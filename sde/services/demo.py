@@ -107,8 +107,9 @@ def run_demo(home_dir: Path, say: Callable[[str], None], patients: int = 10_000)
     n.stage("Ingest every dataset: validate, pseudonymise, generalise, de-identify")
     store = control_plane(home)
     engine = policy_engine(home, audit=store.audit)
-    results = ingest_all(home, audit=store.audit, actor=OPERATOR)
+    results = ingest_all(home, audit=store.audit, actor=OPERATOR, engine=engine)
     expect(len(results) == len(shipped_datasets()), "every shipped dataset was ingested")
+    n.detail("the sde.ingest policy accepted every dataset spec (each decision audited)")
     for r in results:
         expect(
             r.rows_in == r.rows_written + r.rows_quarantined,

@@ -2,7 +2,10 @@
 
 For each file (streamed in batches, so memory stays flat):
 
-1. the header must match the dataset spec exactly (every column classified);
+1. the header must match the dataset spec exactly (every column classified); then,
+   given a policy engine, the ``sde.ingest`` policy decides whether the spec is
+   acceptable for this file (its header and the spec's columns), before any row is
+   read: a refusal raises ``PolicyDenied`` naming its reasons, and nothing is written;
 2. each row is checked (NHS number Modulus 11, required fields, ISO dates, numbers,
    allowed values); exact copies of earlier rows and repeated keys are caught;
 3. good rows get ``pid`` (keyed pseudonym of the NHS number, distinct values once per
@@ -54,12 +57,14 @@ from sde.domain.datasets import (
     parse_spec,
 )
 from sde.domain.nhs_number import normalise
+from sde.domain.policy import INGEST, IngestColumnFacts, PolicyEngine, make_ingest_input
 from sde.domain.pseudonyms import LinkagePseudonymiser
 from sde.errors import InputError, NotFound, StateError
 from sde.services.home import Home
 from sde.services.ports import AuditSink
 
 MANIFEST_TABLE = "ingest"
+BATCH_ROWS = 5_000
 COMMIT_SHA_KEY = "sde.source_sha256"
 
 _ARROW_TYPES: dict[OutputType, pa.DataType] = {
@@ -207,6 +212,48 @@ def _previous(home: Home, dataset: str, sha256: str) -> dict[str, object] | None
     return None
 
 
+# --- the ingest policy -------------------------------------------------------------------
+
+
+def ingest_policy_input(spec: DatasetSpec, header: Sequence[str]) -> dict[str, object]:
+    """The ``sde.ingest`` input for reading a file with ``header`` for ``spec``: the spec's
+    columns (the identifier's kind of identifying data is ``nhs_number``) and, for each
+    ``known_from`` dataset, the kinds its shipped spec tags (``None`` when there is none)."""
+    known_from: dict[str, list[str] | None] = {}
+    for name in spec.known_from:
+        try:
+            ref = load_spec(name)
+        except NotFound:
+            known_from[name] = None
+            continue
+        known_from[name] = [c.known_kind.value for c in ref.known_columns if c.known_kind]
+    return make_ingest_input(
+        dataset=spec.name,
+        origin=spec.origin.value,
+        columns=[
+            IngestColumnFacts(
+                name=c.name,
+                role=c.role.value,
+                type=c.type.value,
+                pii=None if c.known_kind is None else c.known_kind.value,
+                generalise=c.generalise,
+            )
+            for c in spec.columns
+        ],
+        header=header,
+        known_from=known_from,
+    )
+
+
+def require_spec_allowed(
+    engine: PolicyEngine, spec: DatasetSpec, header: Sequence[str], *, source: str
+) -> None:
+    """Ask the ``sde.ingest`` policy whether ``spec`` is acceptable for a file named
+    ``source`` with ``header``; raise ``PolicyDenied`` with its reasons if not."""
+    decision = engine.decide(INGEST, ingest_policy_input(spec, header))
+    decision.require(f"ingest of {source} with dataset spec {spec.name}")
+
+
 # --- ingest ------------------------------------------------------------------------------
 
 
@@ -220,12 +267,54 @@ def ingest_file(
     actor: str = "system",
     references: Mapping[str, Path] | None = None,
     deidentifier: FreeTextDeidentifier | None = None,
-    batch_rows: int = 5_000,
+    batch_rows: int = BATCH_ROWS,
+    engine: PolicyEngine | None = None,
 ) -> IngestResult:
     """Ingest one provider file for ``spec``. ``references`` name the files of the
-    spec's ``known_from`` datasets (default ``<home>/sources/<name>.csv``)."""
+    spec's ``known_from`` datasets (default ``<home>/sources/<name>.csv``).
+
+    Given ``engine``, the ``sde.ingest`` policy decides first, from the file's header and
+    the spec alone: a refusal raises ``PolicyDenied`` before any row is read, and nothing is
+    written."""
+    header = _checked_header(spec, path)
+    if engine is not None:
+        require_spec_allowed(engine, spec, header, source=path.name)
+    return _ingest_checked(
+        home,
+        spec,
+        path,
+        header,
+        audit=audit,
+        progress=progress,
+        actor=actor,
+        references=references,
+        deidentifier=deidentifier,
+        batch_rows=batch_rows,
+    )
+
+
+def _checked_header(spec: DatasetSpec, path: Path) -> list[str]:
+    """The header of ``path``, once it matches ``spec`` (``check_header``)."""
     if not path.is_file():
         raise NotFound(f"no file at {path}")
+    header = _read_header(path)
+    check_header(spec, header, source=path.name)
+    return header
+
+
+def _ingest_checked(
+    home: Home,
+    spec: DatasetSpec,
+    path: Path,
+    header: list[str],
+    *,
+    audit: AuditSink | None,
+    progress: bool,
+    actor: str,
+    references: Mapping[str, Path] | None,
+    deidentifier: FreeTextDeidentifier | None,
+    batch_rows: int,
+) -> IngestResult:
     sha256 = file_sha256(path)
     previous = _previous(home, spec.name, sha256)
     if previous is not None:
@@ -252,8 +341,6 @@ def ingest_file(
                 "interrupted. Restore the table to the version before it, then ingest again"
             )
 
-    header = _read_header(path)
-    check_header(spec, header, source=path.name)
     known_by_patient = _known_from_references(home, spec, path, header, references or {})
     if spec.free_text_columns and deidentifier is None:
         from sde.adapters.presidio import PresidioDeidentifier  # local: costly import
@@ -346,28 +433,42 @@ def ingest_all(
     audit: AuditSink | None = None,
     progress: bool = False,
     actor: str = "system",
+    engine: PolicyEngine | None = None,
 ) -> list[IngestResult]:
-    """Ingest every shipped dataset whose ``<name>.csv`` is in ``home.sources``."""
-    results = []
-    deidentifier: FreeTextDeidentifier | None = None
+    """Ingest every shipped dataset whose ``<name>.csv`` is in ``home.sources``.
+
+    Every file's header is checked, and given ``engine`` the ``sde.ingest`` policy asked
+    about every spec, before anything is ingested: one refusal (``InputError``,
+    ``PolicyDenied``) stops them all with nothing written."""
+    planned: list[tuple[DatasetSpec, Path, list[str]]] = []
     for name in shipped_datasets():
         path = home.sources / f"{name}.csv"
         if not path.is_file():
             continue
         spec = load_spec(name)
+        header = _checked_header(spec, path)
+        if engine is not None:
+            require_spec_allowed(engine, spec, header, source=path.name)
+        planned.append((spec, path, header))
+    results = []
+    deidentifier: FreeTextDeidentifier | None = None
+    for spec, path, header in planned:
         if spec.free_text_columns and deidentifier is None:
             from sde.adapters.presidio import PresidioDeidentifier
 
             deidentifier = PresidioDeidentifier()
         results.append(
-            ingest_file(
+            _ingest_checked(
                 home,
                 spec,
                 path,
+                header,
                 audit=audit,
                 progress=progress,
                 actor=actor,
+                references=None,
                 deidentifier=deidentifier,
+                batch_rows=BATCH_ROWS,
             )
         )
     return results

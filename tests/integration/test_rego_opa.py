@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from sde.adapters.rego_embedded import RegoEmbeddedEngine, default_policy_dir
-from sde.domain.policy import ACCESS, CANARIES, EGRESS
+from sde.domain.policy import ACCESS, CANARIES, EGRESS, INGEST
+from sde.services.ingest import ingest_policy_input, load_spec, shipped_datasets
 
 pytestmark = pytest.mark.opa
 
@@ -64,7 +65,7 @@ def test_rego_tests_pass_under_opa(opa: Path) -> None:
     passed, total = int(summary.group(1)), int(summary.group(2))
     assert passed == total
     assert total >= 50
-    for package in ("sde.access_test", "sde.egress_test"):
+    for package in ("sde.access_test", "sde.egress_test", "sde.ingest_test"):
         assert f"data.{package}.test_" in result.stdout, package
 
 
@@ -302,6 +303,161 @@ def egress_cases() -> list[Case]:
     return cases
 
 
+def column(
+    name: object, role: object, type: object = "string", pii: object = None, gen: object = None
+) -> dict[str, object]:
+    return {"name": name, "role": role, "type": type, "pii": pii, "generalise": gen}
+
+
+IDENTIFIER = column("nhs_number", "identifier", "nhs_number", "nhs_number")
+NAME = column("given_name", "drop", "string", "person")
+BORN = column("date_of_birth", "quasi_identifier", "date", "date", "year")
+POSTCODE = column("postcode", "quasi_identifier", "string", "postcode", "postcode_district")
+SPECIALTY = column("specialty", "keep")
+LETTER = column("letter_text", "free_text")
+PATIENTS_REF: dict[str, object] = {"dataset": "patients", "pii": ["date", "nhs_number", "person"]}
+INGEST_COLUMNS = [IDENTIFIER, BORN, POSTCODE, SPECIALTY, LETTER]
+
+INGEST_BASE: dict[str, object] = {
+    "spec": {
+        "name": "letters",
+        "origin": "hospital",
+        "columns": INGEST_COLUMNS,
+        "known_from": [PATIENTS_REF],
+    },
+    "file": {"header": [c["name"] for c in INGEST_COLUMNS]},
+}
+
+# Column lists: the header follows each (names that are text only) unless varied too.
+INGEST_COLUMN_VARIANTS: list[list[object]] = [
+    INGEST_COLUMNS,
+    [],
+    [IDENTIFIER, SPECIALTY],
+    [IDENTIFIER, LETTER],
+    [IDENTIFIER, NAME, LETTER],
+    [*INGEST_COLUMNS, column("phone", "drop", "string", "phone")],
+    [*INGEST_COLUMNS, column("born_month", "quasi_identifier", "date", "date", "month")],
+    [*INGEST_COLUMNS, column("leak", "keep", "string", "person")],
+    [*INGEST_COLUMNS, column("leak", "keep", "string", "postcode")],
+    [*INGEST_COLUMNS, column("other_nhs", "keep", "nhs_number")],
+    [*INGEST_COLUMNS, column("other_nhs", "drop", "nhs_number")],
+    [*INGEST_COLUMNS, column("raw", "keep_raw")],
+    [*INGEST_COLUMNS, column("raw", None)],
+    [*INGEST_COLUMNS, {"name": "raw", "type": "string"}],
+    [*INGEST_COLUMNS, column("nino", "drop", "string", "national_insurance")],
+    [*INGEST_COLUMNS, column("nino", "drop", "string", 3)],
+    [*INGEST_COLUMNS, column("dob", "quasi_identifier", "date", "date", "day")],
+    [*INGEST_COLUMNS, column("dob", "quasi_identifier", "date", "date", None)],
+    [*INGEST_COLUMNS, {"name": "dob", "role": "quasi_identifier", "type": "date"}],
+    [*INGEST_COLUMNS, column("old_nhs", "identifier", "nhs_number", "nhs_number")],
+    [column("nhs_number", "identifier", "string"), *INGEST_COLUMNS[1:]],
+    [column("nhs_number", "identifier", None), *INGEST_COLUMNS[1:]],
+    INGEST_COLUMNS[1:],
+    [*INGEST_COLUMNS, column("specialty", "drop")],
+    [*INGEST_COLUMNS, {"role": "drop"}],
+    [*INGEST_COLUMNS, column(4, "drop")],
+    [*INGEST_COLUMNS, "coroner"],
+    [*INGEST_COLUMNS, None],
+    "nhs_number",
+]
+
+INGEST_FIELDS: dict[str, list[object]] = {
+    "spec/name": ["letters", "patients", "", None, MISSING, 7, ["letters"]],
+    "spec/origin": ["hospital", "gp", "registry", "opt_out", "pharmacy", None, MISSING, ["gp"], 3],
+    "spec/known_from": [
+        [PATIENTS_REF],
+        [],
+        MISSING,
+        None,
+        "patients",
+        [{"dataset": "deaths", "pii": ["nhs_number"]}],
+        [{"dataset": "deaths", "pii": []}],
+        [PATIENTS_REF, {"dataset": "pharmacy", "pii": None}],
+        [PATIENTS_REF, {"dataset": "pharmacy"}],
+        [{"dataset": 3, "pii": ["person"]}],
+        [{"dataset": "", "pii": ["person"]}],
+        [{"pii": ["person"]}],
+        [PATIENTS_REF, "patients"],
+        [{"dataset": "patients", "pii": "person"}],
+        [{"dataset": "patients", "pii": [3, "person"]}],
+        [{"dataset": "patients", "pii": [3]}],
+    ],
+    "file/header": [
+        [c["name"] for c in INGEST_COLUMNS],
+        [],
+        MISSING,
+        None,
+        "nhs_number,given_name",
+        [*(c["name"] for c in INGEST_COLUMNS), "coroner"],
+        [c["name"] for c in INGEST_COLUMNS[:-1]],
+        [*(c["name"] for c in INGEST_COLUMNS), "specialty"],
+        [*(c["name"] for c in INGEST_COLUMNS), 3],
+        [*(c["name"] for c in INGEST_COLUMNS), {"name": "x"}],
+        [c["name"] for c in reversed(INGEST_COLUMNS)],
+        ["NHS_NUMBER", *(c["name"] for c in INGEST_COLUMNS[1:])],
+    ],
+}
+
+INGEST_WHOLE: dict[str, list[object]] = {
+    "spec": [None, MISSING, "letters", []],
+    "file": [None, MISSING, ["nhs_number"]],
+}
+
+
+def with_columns(document: dict[str, object], columns: object) -> dict[str, object]:
+    """``document`` with the spec's columns replaced and the header following them."""
+    changed = with_path(document, "spec/columns", columns)
+    if isinstance(columns, list):
+        names = [
+            c["name"] for c in columns if isinstance(c, dict) and isinstance(c.get("name"), str)
+        ]
+        changed = with_path(changed, "file/header", names)
+    return changed
+
+
+def ingest_cases() -> list[Case]:
+    cases: list[Case] = [("ingest: base", copy.deepcopy(INGEST_BASE)), ("ingest: empty", {})]
+    for name in shipped_datasets():
+        spec = load_spec(name)
+        document = ingest_policy_input(spec, list(spec.column_names))
+        cases.append((f"ingest: shipped {name}", document))
+        cases.append(
+            (
+                f"ingest: shipped {name}, header short of its last column",
+                with_path(document, "file/header", list(spec.column_names)[:-1]),
+            )
+        )
+    for number, columns in enumerate(INGEST_COLUMN_VARIANTS[1:]):
+        cases.append((f"ingest: columns #{number}", with_columns(INGEST_BASE, columns)))
+    for path, values in INGEST_FIELDS.items():
+        for value in values[1:]:
+            cases.append((f"ingest: {path}={value!r}", with_path(INGEST_BASE, path, value)))
+    for path, values in INGEST_WHOLE.items():
+        for value in values:
+            cases.append((f"ingest: {path}={value!r}", with_path(INGEST_BASE, path, value)))
+    # free text cleared of: the NHS number alone, or the patient's own names (no known_from)
+    for label, columns in (
+        ("bare", [IDENTIFIER, SPECIALTY, LETTER]),
+        ("named", [IDENTIFIER, NAME, LETTER]),
+    ):
+        for number, known in enumerate(INGEST_FIELDS["spec/known_from"]):
+            document = with_path(with_columns(INGEST_BASE, columns), "spec/known_from", known)
+            cases.append((f"ingest: {label} letters, known_from #{number}", document))
+    rng = random.Random(20251124)
+    for number in range(80):
+        document = copy.deepcopy(INGEST_BASE)
+        if rng.random() < 0.3:
+            document = with_columns(document, rng.choice(INGEST_COLUMN_VARIANTS))
+        for path, values in INGEST_FIELDS.items():
+            if rng.random() < 0.15:
+                document = with_path(document, path, rng.choice(values))
+        for path, values in INGEST_WHOLE.items():
+            if rng.random() < 0.03:
+                document = with_path(document, path, rng.choice(values))
+        cases.append((f"ingest: random #{number}", document))
+    return cases
+
+
 def opa_decision(
     opa: Path, policy_dir: Path, package: str, document: dict[str, object]
 ) -> tuple[bool, list[str]]:
@@ -351,11 +507,15 @@ def replay(
     return problems, sum(allow for _, allow in results)
 
 
-CORPORA: dict[str, Callable[[], list[Case]]] = {ACCESS: access_cases, EGRESS: egress_cases}
+CORPORA: dict[str, Callable[[], list[Case]]] = {
+    ACCESS: access_cases,
+    EGRESS: egress_cases,
+    INGEST: ingest_cases,
+}
 
 
 @pytest.mark.policy
-@pytest.mark.parametrize("package", [ACCESS, EGRESS])
+@pytest.mark.parametrize("package", [ACCESS, EGRESS, INGEST])
 def test_regopy_and_opa_agree_on_the_corpus(
     opa: Path, engine: RegoEmbeddedEngine, package: str
 ) -> None:
@@ -370,7 +530,7 @@ def test_regopy_and_opa_agree_on_the_corpus(
 
 @pytest.mark.policy
 def test_regopy_and_opa_agree_on_the_canaries(opa: Path, engine: RegoEmbeddedEngine) -> None:
-    for package in (ACCESS, EGRESS):
+    for package in (ACCESS, EGRESS, INGEST):
         cases = [
             (canary.name, dict(canary.input)) for canary in CANARIES if canary.package == package
         ]

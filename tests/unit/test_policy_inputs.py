@@ -12,10 +12,12 @@ from sde.domain.policy import (
     CANARIES,
     Canary,
     Decision,
+    IngestColumnFacts,
     ReleaseFileFacts,
     canary_problem,
     make_access_input,
     make_egress_input,
+    make_ingest_input,
 )
 from sde.errors import InputError, PolicyDenied
 
@@ -207,6 +209,106 @@ def test_egress_input_refuses_malformed_parts() -> None:
         egress(reviews=[(None, "approve")])
 
 
+LETTER_COLUMNS = (
+    IngestColumnFacts("nhs_number", "identifier", "nhs_number", "nhs_number"),
+    IngestColumnFacts("date_of_birth", "quasi_identifier", "date", "date", "year"),
+    IngestColumnFacts("letter_text", "free_text", "string"),
+)
+
+
+def ingest(**changes: object) -> dict[str, object]:
+    values: dict[str, object] = {
+        "dataset": "clinic_letters",
+        "origin": "hospital",
+        "columns": LETTER_COLUMNS,
+        "header": ["letter_text", "nhs_number", "date_of_birth", "letter_text"],
+        "known_from": {"patients": ["person", "date", "person"], "pharmacy": None},
+    }
+    values.update(changes)
+    return make_ingest_input(**values)  # type: ignore[arg-type]
+
+
+def test_ingest_input_is_the_documented_document() -> None:
+    # columns and header keep their order (header repeats too: the policy refuses them);
+    # each known_from dataset's kinds are sorted and distinct, None when it has no spec
+    assert ingest() == {
+        "spec": {
+            "name": "clinic_letters",
+            "origin": "hospital",
+            "columns": [
+                {
+                    "name": "nhs_number",
+                    "role": "identifier",
+                    "type": "nhs_number",
+                    "pii": "nhs_number",
+                    "generalise": None,
+                },
+                {
+                    "name": "date_of_birth",
+                    "role": "quasi_identifier",
+                    "type": "date",
+                    "pii": "date",
+                    "generalise": "year",
+                },
+                {
+                    "name": "letter_text",
+                    "role": "free_text",
+                    "type": "string",
+                    "pii": None,
+                    "generalise": None,
+                },
+            ],
+            "known_from": [
+                {"dataset": "patients", "pii": ["date", "person"]},
+                {"dataset": "pharmacy", "pii": None},
+            ],
+        },
+        "file": {"header": ["letter_text", "nhs_number", "date_of_birth", "letter_text"]},
+    }
+
+
+def test_ingest_input_is_plain_json_and_defaults() -> None:
+    document = ingest(dataset=None, origin=None, known_from=None)
+    assert json.loads(json.dumps(document)) == document
+    spec = document["spec"]
+    assert isinstance(spec, dict)
+    assert (spec["name"], spec["origin"], spec["known_from"]) == (None, None, [])
+
+
+def test_ingest_input_copies_what_it_is_given() -> None:
+    header = ["nhs_number"]
+    kinds = ["person"]
+    columns = [LETTER_COLUMNS[0]]
+    document = ingest(header=header, known_from={"patients": kinds}, columns=columns)
+    header.append("given_name")
+    kinds.append("phone")
+    columns.append(LETTER_COLUMNS[1])
+    assert document["file"] == {"header": ["nhs_number"]}
+    spec = document["spec"]
+    assert isinstance(spec, dict)
+    assert spec["known_from"] == [{"dataset": "patients", "pii": ["person"]}]
+    assert [c["name"] for c in spec["columns"]] == ["nhs_number"]
+
+
+def test_ingest_input_refuses_malformed_parts() -> None:
+    with pytest.raises(InputError, match="IngestColumnFacts"):
+        ingest(columns=[{"name": "nhs_number", "role": "identifier"}])
+    with pytest.raises(InputError, match="header must be a list"):
+        ingest(header="nhs_number,letter_text")
+    with pytest.raises(InputError, match="header must be text"):
+        ingest(header=["nhs_number", 3])
+    with pytest.raises(InputError, match="role must be text"):
+        ingest(columns=[IngestColumnFacts("x", None, "string")])  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="pii must be text"):
+        ingest(columns=[IngestColumnFacts("x", "drop", "string", 3)])  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="known_from must map"):
+        ingest(known_from=["patients"])
+    with pytest.raises(InputError, match="pii of patients must be a list"):
+        ingest(known_from={"patients": "person"})
+    with pytest.raises(InputError, match="dataset must be text"):
+        ingest(dataset=7)
+
+
 def test_decision_validates_itself() -> None:
     assert Decision(allow=True).reasons == ()
     with pytest.raises(ValueError, match="no refusal reasons"):
@@ -247,7 +349,7 @@ def test_canary_problem() -> None:
 
 
 def test_canaries_cover_both_answers_for_each_package() -> None:
-    for package in (policy.ACCESS, policy.EGRESS, policy.PROJECT):
+    for package in (policy.ACCESS, policy.EGRESS, policy.PROJECT, policy.INGEST):
         mine = [canary for canary in CANARIES if canary.package == package]
         assert any(canary.allow for canary in mine), package
         refusals = [canary for canary in mine if not canary.allow]
