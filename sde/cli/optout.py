@@ -42,11 +42,14 @@ def _register_summary(result: IngestResult) -> str:
 
 def _import_register(register: str, file: Path, actor: str, home_dir: Path | None) -> None:
     from sde.services.optouts import import_register
-    from sde.services.wiring import control_plane
+    from sde.services.wiring import control_plane, policy_engine
 
     home = load_home(home_dir)
     with control_plane(home) as store:
-        result = import_register(home, register, file, actor=actor, audit=store.audit)
+        engine = policy_engine(home, audit=store.audit, actor=actor)
+        result = import_register(
+            home, register, file, actor=actor, audit=store.audit, engine=engine
+        )
     click.echo(_register_summary(result))
 
 

@@ -41,6 +41,7 @@ from sde.domain.optouts import (
     make_choice_event,
     rules_for,
 )
+from sde.domain.policy import PolicyEngine
 from sde.domain.projects import Project
 from sde.domain.pseudonyms import LinkagePseudonymiser
 from sde.errors import InputError, NotFound
@@ -88,13 +89,15 @@ def import_register(
     *,
     actor: str,
     audit: AuditSink | None = None,
+    engine: PolicyEngine | None = None,
 ) -> IngestResult:
     """Ingest a national data opt-out list (``national``) or type 1 opt-out flags
-    (``type1``): NHS numbers in, ``pid`` out, bad rows quarantined, one manifest row."""
+    (``type1``): NHS numbers in, ``pid`` out, bad rows quarantined, one manifest row.
+    With ``engine``, the ``sde.ingest`` policy is asked first, as for any ingest."""
     dataset = REGISTER_NAMES.get(register, register)
     if dataset not in REGISTERS:
         raise InputError(f"opt-out register must be one of {', '.join(REGISTER_NAMES)}")
-    return ingest_file(home, load_spec(dataset), path, audit=audit, actor=actor)
+    return ingest_file(home, load_spec(dataset), path, audit=audit, actor=actor, engine=engine)
 
 
 # --- patients' choices -------------------------------------------------------------------

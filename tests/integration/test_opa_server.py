@@ -276,7 +276,7 @@ def test_the_server_engine_starts_on_the_bundle_of_these_policies(
 
 
 @pytest.mark.policy
-@pytest.mark.parametrize("package", [ACCESS, EGRESS])
+@pytest.mark.parametrize("package", sorted(CORPORA))
 def test_server_and_embedded_engines_decide_the_corpus_alike(
     server_engine: OpaServerEngine, embedded: RegoEmbeddedEngine, package: str
 ) -> None:
