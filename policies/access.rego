@@ -147,10 +147,14 @@ request_within_approval if {
 
 # METADATA
 # title: No action
+# custom:
+#   id: access.no_action
 deny contains "the request names no action" if not is_string(object.get(input, "action", null))
 
 # METADATA
 # title: Unknown action
+# custom:
+#   id: access.unknown_action
 deny contains msg if {
 	is_string(input.action)
 	not action_known
@@ -159,14 +163,20 @@ deny contains msg if {
 
 # METADATA
 # title: No date
+# custom:
+#   id: access.no_date
 deny contains "today's date is missing or not an ISO date (YYYY-MM-DD)" if not today_known
 
 # METADATA
 # title: Unknown person
+# custom:
+#   id: access.unknown_person
 deny contains "the person is not known" if not person_known
 
 # METADATA
 # title: Accreditation expired
+# custom:
+#   id: access.accreditation_expired
 deny contains msg if {
 	person_known
 	is_date(person.accredited_until)
@@ -176,6 +186,8 @@ deny contains msg if {
 
 # METADATA
 # title: Not accredited
+# custom:
+#   id: access.not_accredited
 deny contains msg if {
 	person_known
 	not is_date(object.get(person, "accredited_until", null))
@@ -184,6 +196,8 @@ deny contains msg if {
 
 # METADATA
 # title: Banned
+# custom:
+#   id: access.banned
 deny contains msg if {
 	person_known
 	is_date(person.banned_until)
@@ -194,6 +208,8 @@ deny contains msg if {
 # METADATA
 # title: Ban unreadable
 # description: A ban whose end date cannot be read counts as a ban.
+# custom:
+#   id: access.ban_unreadable
 deny contains msg if {
 	person_known
 	object.get(person, "banned_until", null) != null
@@ -203,10 +219,14 @@ deny contains msg if {
 
 # METADATA
 # title: Unknown project
+# custom:
+#   id: access.unknown_project
 deny contains "the project is not known" if not project_known
 
 # METADATA
 # title: Not a member
+# custom:
+#   id: access.not_a_member
 deny contains msg if {
 	person_known
 	project_known
@@ -217,6 +237,8 @@ deny contains msg if {
 
 # METADATA
 # title: Neither member nor operator
+# custom:
+#   id: access.neither_member_nor_operator
 deny contains msg if {
 	person_known
 	project_known
@@ -227,6 +249,8 @@ deny contains msg if {
 
 # METADATA
 # title: Project not approved
+# custom:
+#   id: access.project_not_approved
 deny contains msg if {
 	project_known
 	not project_approved
@@ -238,6 +262,8 @@ deny contains msg if {
 
 # METADATA
 # title: Project not started
+# custom:
+#   id: access.project_not_started
 deny contains msg if {
 	project_known
 	is_date(project.start_date)
@@ -247,6 +273,8 @@ deny contains msg if {
 
 # METADATA
 # title: Project ended
+# custom:
+#   id: access.project_ended
 deny contains msg if {
 	project_known
 	is_date(project.end_date)
@@ -256,6 +284,8 @@ deny contains msg if {
 
 # METADATA
 # title: Project dates unreadable
+# custom:
+#   id: access.project_dates_unreadable
 deny contains msg if {
 	project_known
 	some field in ["start_date", "end_date"]
@@ -266,6 +296,8 @@ deny contains msg if {
 
 # METADATA
 # title: No dataset named
+# custom:
+#   id: access.no_dataset_named
 deny contains "the request names no dataset" if {
 	input.action == "read_dataset"
 	not is_id(object.get(request, "dataset", null))
@@ -273,6 +305,8 @@ deny contains "the request names no dataset" if {
 
 # METADATA
 # title: Dataset not approved
+# custom:
+#   id: access.dataset_not_approved
 deny contains msg if {
 	input.action == "read_dataset"
 	project_known
@@ -283,6 +317,8 @@ deny contains msg if {
 
 # METADATA
 # title: No columns named
+# custom:
+#   id: access.no_columns_named
 deny contains "the request names no columns" if {
 	input.action == "read_dataset"
 	not columns_named
@@ -290,6 +326,8 @@ deny contains "the request names no columns" if {
 
 # METADATA
 # title: Column not approved
+# custom:
+#   id: access.column_not_approved
 deny contains msg if {
 	input.action == "read_dataset"
 	project_known

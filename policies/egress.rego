@@ -135,6 +135,8 @@ all_decisions_known if {
 
 # METADATA
 # title: Not approved
+# custom:
+#   id: egress.not_approved
 deny contains msg if {
 	not request_approved
 	msg := sprintf(
@@ -145,6 +147,8 @@ deny contains msg if {
 
 # METADATA
 # title: Project not approved
+# custom:
+#   id: egress.project_not_approved
 deny contains msg if {
 	is_id(request.project_status)
 	not project_approved
@@ -156,16 +160,22 @@ deny contains msg if {
 
 # METADATA
 # title: Project unknown
+# custom:
+#   id: egress.project_unknown
 deny contains "the project of the release request is not known" if {
 	not is_id(object.get(request, "project_status", null))
 }
 
 # METADATA
 # title: No files
+# custom:
+#   id: egress.no_files
 deny contains "the release request has no files" if not has_files
 
 # METADATA
 # title: File without checks
+# custom:
+#   id: egress.file_without_checks
 deny contains msg if {
 	some file in files
 	not has_checks(file)
@@ -174,6 +184,8 @@ deny contains msg if {
 
 # METADATA
 # title: Check not passed
+# custom:
+#   id: egress.check_not_passed
 deny contains msg if {
 	some file in files
 	has_checks(file)
@@ -187,6 +199,8 @@ deny contains msg if {
 
 # METADATA
 # title: No checksum
+# custom:
+#   id: egress.no_checksum
 deny contains msg if {
 	some file in files
 	not hashed(file)
@@ -195,6 +209,8 @@ deny contains msg if {
 
 # METADATA
 # title: Approvals setting invalid
+# custom:
+#   id: egress.approvals_setting_invalid
 deny contains msg if {
 	not approvals_required_valid
 	msg := "the approvals_required setting must be a whole number of at least 1"
@@ -202,6 +218,8 @@ deny contains msg if {
 
 # METADATA
 # title: Too few approvals
+# custom:
+#   id: egress.too_few_approvals
 deny contains msg if {
 	approvals_required_valid
 	count(independent_approvers) < approvals_required
@@ -213,10 +231,14 @@ deny contains msg if {
 
 # METADATA
 # title: No author
+# custom:
+#   id: egress.no_author
 deny contains "the release request has no author on record" if not author_known
 
 # METADATA
 # title: Author approved
+# custom:
+#   id: egress.author_approved
 deny contains msg if {
 	author in approvers
 	msg := sprintf("the author %s cannot approve their own release request", [author])
@@ -224,6 +246,8 @@ deny contains msg if {
 
 # METADATA
 # title: Rejected
+# custom:
+#   id: egress.rejected
 deny contains msg if {
 	some review in rejections
 	msg := sprintf("reviewer %s rejected the release request", [text_field(review, "reviewer")])
@@ -231,6 +255,8 @@ deny contains msg if {
 
 # METADATA
 # title: Unknown review decision
+# custom:
+#   id: egress.unknown_review_decision
 deny contains msg if {
 	some review in reviews
 	not decision_known(review)

@@ -651,29 +651,38 @@ GENERATED_BEGIN = "<!-- generated: python -m sde.services.governance -->"
 GENERATED_END = "<!-- end of generated section -->"
 
 
+CATALOGUE_PACKAGES = (
+    ("project", "can the board approve this application"),
+    ("access", "can this person do this action on this project now"),
+    ("egress", "can this release request be released"),
+    ("ingest", "is this dataset spec acceptable for this file"),
+)
+
+
 def governance_reference(policy_dir: Path) -> str:
-    """The generated section of ``docs/governance.md``: every rule of ``sde.project`` (from
-    its ``# METADATA`` annotations) and the project statuses (from
-    :data:`~sde.domain.governance.PROJECT_TRANSITIONS`)."""
-    source = (policy_dir / "project.rego").read_text(encoding="utf-8")
-    return "\n".join(
-        [
-            GENERATED_BEGIN,
+    """The generated section of ``docs/governance.md``: every refusal rule of every
+    policy package (from their ``# METADATA`` annotations) and the project statuses
+    (from :data:`~sde.domain.governance.PROJECT_TRANSITIONS`)."""
+    parts = [GENERATED_BEGIN, ""]
+    for name, question in CATALOGUE_PACKAGES:
+        source = (policy_dir / f"{name}.rego").read_text(encoding="utf-8")
+        parts += [
+            f"### Rules of `sde.{name}`: {question}",
             "",
-            "### Rules of `sde.project`",
-            "",
-            "Each rule is a reason the policy can give for refusing an approval. Read from the",
-            "`# METADATA` annotations of `policies/project.rego`.",
+            "Each rule is a reason the policy can give for refusing. Read from the",
+            f"`# METADATA` annotations of `policies/{name}.rego`.",
             "",
             rules_markdown(policy_rules(source)),
-            "### Project statuses",
-            "",
-            "From `sde.domain.governance.PROJECT_TRANSITIONS`.",
-            "",
-            transitions_markdown(),
-            GENERATED_END,
         ]
-    )
+    parts += [
+        "### Project statuses",
+        "",
+        "From `sde.domain.governance.PROJECT_TRANSITIONS`.",
+        "",
+        transitions_markdown(),
+        GENERATED_END,
+    ]
+    return "\n".join(parts)
 
 
 if __name__ == "__main__":  # pragma: no cover
