@@ -1,9 +1,10 @@
-"""Automatic statistical disclosure control (SDC) checks on output tables.
+"""Automatic statistical disclosure control (SDC) checks on CSV frequency tables.
 
-Pure functions over a table given as a header and rows of strings (as read from CSV).
-Results name the rule, the column and how many cells fired -- never a cell's value.
-A later issue adds dominance, p%, differencing and model checks; this module is where
-they go.
+Pure functions over a table given as a header and rows of strings (as read from CSV),
+built on the per-cell rules of :mod:`sde.domain.sdc` (the same ``threshold`` and
+``zero`` rules ``sde.workspace.stats`` applies). Results name the rule, the column and
+how many cells fired -- never a cell's value. Tables made with ``sde.workspace.stats``
+carry their own per-cell results (dominance, p%, models, survival) in their metadata.
 """
 
 from __future__ import annotations
@@ -11,6 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+import numpy as np
+
+from sde.domain.sdc import RiskAppetite, Rule, count_masks
 
 COUNT_COLUMN_NAMES = frozenset({"n", "count", "counts", "frequency", "patients", "people"})
 
@@ -55,9 +60,12 @@ def check_frequency_table(
     rows: Sequence[Sequence[str]],
     min_cell_count: int,
     declared_counts: Sequence[str] | None = None,
+    appetite: RiskAppetite | None = None,
 ) -> list[CheckResult]:
     """Checks for a frequency table: it has count columns, every count is a whole
-    non-negative number, and no non-zero count is below ``min_cell_count``."""
+    non-negative number, and no non-zero count is below ``min_cell_count`` (the
+    ``threshold`` rule). With a risk ``appetite``, zero cells are also reported with the
+    status it gives them (``zeros``: pass, review or fail)."""
     results: list[CheckResult] = []
     cols = count_columns(header, declared_counts)
     missing = [c for c in cols if c not in header]
@@ -80,12 +88,9 @@ def check_frequency_table(
     )
     index = [header.index(c) for c in cols]
     unreadable = 0
-    small = 0
-    zeros = 0
-    cells = 0
+    readable: list[int] = []
     for row in rows:
         for i in index:
-            cells += 1
             raw = row[i].strip() if i < len(row) else ""
             try:
                 value = float(raw)
@@ -94,10 +99,9 @@ def check_frequency_table(
                 continue
             if value < 0 or value != int(value):
                 unreadable += 1
-            elif value == 0:
-                zeros += 1
-            elif value < min_cell_count:
-                small += 1
+            else:
+                readable.append(int(value))
+    cells = unreadable + len(readable)
     if unreadable:
         results.append(
             CheckResult(
@@ -116,6 +120,12 @@ def check_frequency_table(
                 {"cells": cells},
             )
         )
+    rules = appetite or RiskAppetite(min_cell_count=min_cell_count)
+    if appetite is not None and appetite.min_cell_count != min_cell_count:
+        rules = RiskAppetite(**{**appetite.to_json(), "min_cell_count": min_cell_count})
+    masks = dict(count_masks(np.asarray(readable, dtype=np.int64), rules))
+    small = int(masks[Rule.THRESHOLD].sum())
+    zeros = sum(1 for v in readable if v == 0)
     if small:
         results.append(
             CheckResult(
@@ -133,6 +143,19 @@ def check_frequency_table(
                 CheckStatus.PASS,
                 f"no cell of {cells} is below the minimum count of {min_cell_count}",
                 {"cells": cells, "threshold": min_cell_count, "zero_cells": zeros},
+            )
+        )
+    if appetite is not None:
+        # Zeros are reported only under an explicit risk appetite (the airlock's
+        # legacy callers pass none, and for them zeros pass as before).
+        status = CheckStatus(appetite.zeros) if zeros else CheckStatus.PASS
+        results.append(
+            CheckResult(
+                "zeros",
+                status,
+                f"{zeros} of {cells} cells are zero"
+                + ("; a zero can reveal that nobody in a group has an attribute" if zeros else ""),
+                {"cells": cells, "zero_cells": zeros, "policy": appetite.zeros},
             )
         )
     return results

@@ -54,3 +54,23 @@ def test_conventional_count_column_names() -> None:
 
 def test_empty_results_fail_closed() -> None:
     assert overall([]) is CheckStatus.FAIL
+
+
+def test_zeros_are_reported_under_an_explicit_appetite() -> None:
+    from sde.domain.sdc import RiskAppetite
+
+    rows = [["F", "120"], ["M", "0"]]
+    results = check_frequency_table(["sex", "n"], rows, 10, appetite=RiskAppetite())
+    zeros = by_name(results)["zeros"]
+    assert zeros.status is CheckStatus.REVIEW
+    assert zeros.details["zero_cells"] == 1
+    assert overall(results) is CheckStatus.REVIEW
+    lenient = check_frequency_table(["sex", "n"], rows, 10, appetite=RiskAppetite(zeros="pass"))
+    assert overall(lenient) is CheckStatus.PASS
+
+
+def test_min_cell_count_argument_wins_over_the_appetite() -> None:
+    from sde.domain.sdc import RiskAppetite
+
+    results = check_frequency_table(["n"], [["12"]], 15, appetite=RiskAppetite())
+    assert by_name(results)["min_cell_count"].status is CheckStatus.FAIL
