@@ -11,7 +11,6 @@ import click
 
 from sde.cli import home_option, main
 from sde.cli.people import actor_option
-from sde.cli.people import default_actor as _default_actor
 from sde.cli.project import DATE, _governance, _table, _text
 
 
@@ -114,14 +113,10 @@ def org() -> None:
 @click.option("--reason", required=True, help="Why (kept with the ban).")
 @actor_option
 @home_option
-def ban(
-    organisation: str, until: datetime, reason: str, actor: str | None, home_dir: Path | None
-) -> None:
+def ban(organisation: str, until: datetime, reason: str, actor: str, home_dir: Path | None) -> None:
     """Ban an organisation: its people are refused everywhere, it sponsors no project."""
     with _governance(home_dir) as (_plane, governance):
-        done = governance.ban_organisation(
-            actor or _default_actor(), organisation, until=until.date(), reason=reason
-        )
+        done = governance.ban_organisation(actor, organisation, until=until.date(), reason=reason)
     click.echo(f"banned {done.organisation} until {_text(done.banned_until)}")
 
 
@@ -129,10 +124,10 @@ def ban(
 @click.argument("organisation", metavar="ORG")
 @actor_option
 @home_option
-def unban(organisation: str, actor: str | None, home_dir: Path | None) -> None:
+def unban(organisation: str, actor: str, home_dir: Path | None) -> None:
     """Lift an organisation's ban."""
     with _governance(home_dir) as (_plane, governance):
-        governance.lift_organisation_ban(actor or _default_actor(), organisation)
+        governance.lift_organisation_ban(actor, organisation)
     click.echo(f"lifted the ban on {organisation}")
 
 

@@ -14,7 +14,6 @@ import click
 
 from sde.cli import home_option, load_home, main
 from sde.cli.people import actor_option
-from sde.cli.people import default_actor as _default_actor
 from sde.domain.projects import (
     BoardKind,
     MemberRole,
@@ -88,7 +87,7 @@ def project() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @actor_option
 @home_option
-def apply(file: Path, actor: str | None, home_dir: Path | None) -> None:
+def apply(file: Path, actor: str, home_dir: Path | None) -> None:
     """Create a draft application from a YAML FILE (every field; see docs/governance.md)."""
     import yaml
 
@@ -98,7 +97,7 @@ def apply(file: Path, actor: str | None, home_dir: Path | None) -> None:
         raise InputError(f"cannot read {file.name}: {type(exc).__name__}") from None
     new = application_from_mapping(data)
     with _control_plane(home_dir) as plane:
-        created = ProjectService(plane).create_project(actor or _default_actor(), new)
+        created = ProjectService(plane).create_project(actor, new)
     click.echo(f"created application {created.id} ({created.status.value})")
 
 
@@ -106,10 +105,10 @@ def apply(file: Path, actor: str | None, home_dir: Path | None) -> None:
 @click.argument("project_id", metavar="ID")
 @actor_option
 @home_option
-def publish(project_id: str, actor: str | None, home_dir: Path | None) -> None:
+def publish(project_id: str, actor: str, home_dir: Path | None) -> None:
     """Publish a draft application for public comment (comment_period_days, default 28)."""
     with _governance(home_dir) as (_plane, governance):
-        published = governance.publish(actor or _default_actor(), project_id)
+        published = governance.publish(actor, project_id)
     assert published.comment_period_ends is not None
     click.echo(
         f"published {published.id} for comment until "
@@ -161,10 +160,10 @@ def _kill_switch_report(project_id: str, frozen: list[str], failed: list[str]) -
 @click.option("--reason", required=True, help="Why (kept with the project).")
 @actor_option
 @home_option
-def suspend(project_id: str, reason: str, actor: str | None, home_dir: Path | None) -> None:
+def suspend(project_id: str, reason: str, actor: str, home_dir: Path | None) -> None:
     """The kill switch: suspend a project now (workspaces, releases, extract refreshes)."""
     with _governance(home_dir) as (_plane, governance):
-        result = governance.suspend(actor or _default_actor(), project_id, reason)
+        result = governance.suspend(actor, project_id, reason)
     click.echo(f"suspended project {project_id}")
     _kill_switch_report(project_id, result.frozen_requests, result.failed_hooks)
 
@@ -174,10 +173,10 @@ def suspend(project_id: str, reason: str, actor: str | None, home_dir: Path | No
 @click.option("--reason", required=True, help="Why (kept with the project).")
 @actor_option
 @home_option
-def resume(project_id: str, reason: str, actor: str | None, home_dir: Path | None) -> None:
+def resume(project_id: str, reason: str, actor: str, home_dir: Path | None) -> None:
     """Lift a suspension: the project is approved again."""
     with _governance(home_dir) as (_plane, governance):
-        governance.resume(actor or _default_actor(), project_id, reason)
+        governance.resume(actor, project_id, reason)
     click.echo(f"resumed project {project_id}")
 
 
@@ -186,10 +185,10 @@ def resume(project_id: str, reason: str, actor: str | None, home_dir: Path | Non
 @click.option("--reason", required=True, help="Why (kept with the project).")
 @actor_option
 @home_option
-def close(project_id: str, reason: str, actor: str | None, home_dir: Path | None) -> None:
+def close(project_id: str, reason: str, actor: str, home_dir: Path | None) -> None:
     """Close a project for good."""
     with _governance(home_dir) as (_plane, governance):
-        result = governance.close(actor or _default_actor(), project_id, reason)
+        result = governance.close(actor, project_id, reason)
     click.echo(f"closed project {project_id}")
     _kill_switch_report(project_id, result.frozen_requests, result.failed_hooks)
 
@@ -236,7 +235,7 @@ def create(
     start: datetime | None,
     end: datetime | None,
     datasets: tuple[str, ...],
-    actor: str | None,
+    actor: str,
     home_dir: Path | None,
 ) -> None:
     """Create a draft project with its approved datasets and columns."""
@@ -253,7 +252,7 @@ def create(
         datasets=tuple(parse_dataset_request(d) for d in datasets),
     )
     with _control_plane(home_dir) as plane:
-        created = ProjectService(plane).create_project(actor or _default_actor(), new)
+        created = ProjectService(plane).create_project(actor, new)
     click.echo(f"created project {created.id} ({created.status.value})")
 
 
@@ -281,13 +280,13 @@ def add_member(
     role: str,
     organisation: str | None,
     accredited_until: datetime | None,
-    actor: str | None,
+    actor: str,
     home_dir: Path | None,
 ) -> None:
     """Add PERSON to project ID (recording them as a researcher if they are new)."""
     with _control_plane(home_dir) as plane:
         member = ProjectService(plane).add_member(
-            actor or _default_actor(),
+            actor,
             project_id,
             person_id,
             role=role,
@@ -435,13 +434,13 @@ def add_person(
     display_name: str | None,
     accredited_until: datetime | None,
     board_kind: str | None,
-    actor: str | None,
+    actor: str,
     home_dir: Path | None,
 ) -> None:
     """Record a person and their roles."""
     with _control_plane(home_dir) as plane:
         added = ProjectService(plane).add_person(
-            actor or _default_actor(),
+            actor,
             person_id,
             roles=roles,
             organisation=organisation,
@@ -480,10 +479,10 @@ def list_people(home_dir: Path | None) -> None:
 @click.argument("kind", type=click.Choice([k.value for k in BoardKind]))
 @actor_option
 @home_option
-def board_kind(person_id: str, kind: str, actor: str | None, home_dir: Path | None) -> None:
+def board_kind(person_id: str, kind: str, actor: str, home_dir: Path | None) -> None:
     """Record what board member ID brings to the quorum."""
     with _governance(home_dir) as (_plane, governance):
-        governance.set_board_kind(actor or _default_actor(), person_id, kind)
+        governance.set_board_kind(actor, person_id, kind)
     click.echo(f"{person_id} is a {kind} board member")
 
 
@@ -493,14 +492,10 @@ def board_kind(person_id: str, kind: str, actor: str | None, home_dir: Path | No
 @click.option("--reason", required=True, help="Why (kept with the person).")
 @actor_option
 @home_option
-def ban(
-    person_id: str, until: datetime, reason: str, actor: str | None, home_dir: Path | None
-) -> None:
+def ban(person_id: str, until: datetime, reason: str, actor: str, home_dir: Path | None) -> None:
     """Ban a person through a date: every workspace, extract and release refuses them."""
     with _governance(home_dir) as (_plane, governance):
-        banned = governance.ban_person(
-            actor or _default_actor(), person_id, until=until.date(), reason=reason
-        )
+        banned = governance.ban_person(actor, person_id, until=until.date(), reason=reason)
     click.echo(f"banned {banned.id} until {_text(banned.banned_until)}")
 
 
@@ -508,8 +503,8 @@ def ban(
 @click.argument("person_id", metavar="ID")
 @actor_option
 @home_option
-def unban(person_id: str, actor: str | None, home_dir: Path | None) -> None:
+def unban(person_id: str, actor: str, home_dir: Path | None) -> None:
     """Lift a person's ban."""
     with _governance(home_dir) as (_plane, governance):
-        governance.lift_person_ban(actor or _default_actor(), person_id)
+        governance.lift_person_ban(actor, person_id)
     click.echo(f"lifted the ban on {person_id}")

@@ -208,7 +208,7 @@ class ReleaseService:
         )
         for file in files:
             results = check_output(file, self._min_cell_count)
-            stored = self._store.put_release_file(
+            self._store.put_release_file(
                 request.id,
                 file.name,
                 file.content,
@@ -222,7 +222,6 @@ class ReleaseService:
                     {"file": file.name, "checks": overall(results).value},
                 ),
             )
-            del stored
         check_can_transition(request.status, Status.SUBMITTED)
         self._store.set_release_status(
             request.id,
