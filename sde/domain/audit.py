@@ -164,7 +164,11 @@ def format_at(moment: datetime) -> str:
 def _check_value(key: str, value: Any, depth: int) -> None:
     if depth > 8:
         raise AuditDetailsError(f"audit detail {key!r} is nested too deeply")
-    if value is None or isinstance(value, bool | int):
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        if nhs_number.is_valid(str(value)):
+            raise AuditDetailsError(f"audit detail {key!r} looks like an NHS number")
         return
     if isinstance(value, float):
         if not math.isfinite(value):

@@ -419,17 +419,29 @@ def _choices(enum: type[StrEnum]) -> str:
 # --- headers -----------------------------------------------------------------------------
 
 
+_HEADER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
 def check_header(spec: DatasetSpec, header: Sequence[str], *, source: str) -> None:
     """Refuse a file whose columns differ from the spec's: every column a provider sends
-    must be classified, and every classified column must be sent."""
+    must be classified, and every classified column must be sent.
+
+    A file without its header row would put a patient's values where the column names
+    go, so the message never repeats a header cell that does not look like a column
+    name, and names nothing at all when no header cell is a declared column."""
+    declared = set(spec.column_names)
+    if header and not declared & set(header):
+        raise InputError(
+            f"{source}: the first line names none of the columns of dataset spec "
+            f"{spec.name}; is the header row missing?"
+        )
     duplicated = sorted({h for h in header if list(header).count(h) > 1})
     if duplicated:
-        raise InputError(f"{source}: the header repeats column(s) {_quoted(duplicated)}")
-    declared = set(spec.column_names)
+        raise InputError(f"{source}: the header repeats column(s) {_names(duplicated)}")
     unclassified = [h for h in header if h not in declared]
     if unclassified:
         raise InputError(
-            f"{source}: column(s) {_quoted(unclassified)} not classified by dataset spec "
+            f"{source}: column(s) {_names(unclassified)} not classified by dataset spec "
             f"{spec.name}; add them to the spec with a role (drop if not needed)"
         )
     missing = [c for c in spec.column_names if c not in set(header)]
@@ -438,6 +450,17 @@ def check_header(spec: DatasetSpec, header: Sequence[str], *, source: str) -> No
             f"{source}: column(s) {_quoted(missing)} declared by dataset spec {spec.name} "
             "are missing from the file"
         )
+
+
+def _names(cells: Sequence[str]) -> str:
+    """Header cells for a message: those shaped like column names, and a count of the
+    others (which are never repeated)."""
+    shown = [c for c in cells if _HEADER_NAME.match(c)]
+    hidden = len(cells) - len(shown)
+    text = _quoted(shown)
+    if hidden:
+        text += f"{', ' if shown else ''}{hidden} cell(s) that do not look like column names"
+    return text
 
 
 def _quoted(names: Sequence[str]) -> str:
@@ -474,7 +497,7 @@ def check_row(spec: DatasetSpec, row: Mapping[str, str]) -> CheckedRow | Rejecti
     if not raw_id:
         return Rejection(Reason.MISSING_REQUIRED, f"required column {ident.name!r} is empty")
     digits = nhs_number.normalise(raw_id)
-    if digits is None or not nhs_number.is_valid(digits):
+    if digits is None or not nhs_number.is_valid_digits(digits):
         return Rejection(
             Reason.INVALID_NHS_NUMBER,
             f"column {ident.name!r} is not a valid NHS number (ten digits, Modulus 11 check)",

@@ -9,6 +9,7 @@ carry their own per-cell results (dominance, p%, models, survival) in their meta
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -97,7 +98,7 @@ def check_frequency_table(
             except ValueError:
                 unreadable += 1
                 continue
-            if value < 0 or value != int(value):
+            if not math.isfinite(value) or value < 0 or value != int(value):
                 unreadable += 1
             else:
                 readable.append(int(value))

@@ -14,6 +14,7 @@ from typing import Protocol
 from sde.domain.governance import OrganisationBan, effective_ban_until
 from sde.domain.policy import (
     ACCESS,
+    OPEN_WORKSPACE,
     OPERATOR,
     RESEARCHER,
     Decision,
@@ -60,7 +61,7 @@ def decide_access(
     except NotFound:
         project = None
     role = RESEARCHER
-    if person is not None and action != "open_workspace" and PersonRole.OPERATOR in person.roles:
+    if person is not None and action != OPEN_WORKSPACE and PersonRole.OPERATOR in person.roles:
         role = OPERATOR
     members: list[str] = []
     approved: dict[str, list[str]] = {}

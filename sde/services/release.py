@@ -26,7 +26,13 @@ from typing import Any, Protocol
 from sde.domain.audit import AuditEntry
 from sde.domain.disclosure import CheckResult, CheckStatus, check_frequency_table, overall
 from sde.domain.governance import OrganisationBan
-from sde.domain.policy import EGRESS, PolicyEngine, ReleaseFileFacts, make_egress_input
+from sde.domain.policy import (
+    EGRESS,
+    OPEN_WORKSPACE,
+    PolicyEngine,
+    ReleaseFileFacts,
+    make_egress_input,
+)
 from sde.domain.projects import (
     ApprovedDataset,
     Member,
@@ -188,7 +194,7 @@ class ReleaseService:
             self._engine,
             person_id=author,
             project_id=project_id,
-            action="open_workspace",
+            action=OPEN_WORKSPACE,
             today=now.date(),
         ).require(f"release request by {author} for project {project_id}")
         request = ReleaseRequest(
@@ -202,12 +208,14 @@ class ReleaseService:
             updated_at=now,
         )
         subject = f"release:{request.id}"
+        # Check every file before writing anything, so a file the checks cannot read
+        # never leaves a half-filed request behind.
+        checked = [(file, check_output(file, self._min_cell_count)) for file in files]
         self._store.create_release_request(
             request,
             audit=AuditEntry(author, "release.create", subject, {"project": project_id}),
         )
-        for file in files:
-            results = check_output(file, self._min_cell_count)
+        for file, results in checked:
             self._store.put_release_file(
                 request.id,
                 file.name,

@@ -243,6 +243,14 @@ def test_details_refuse_patient_level_keys(details: dict[str, object]) -> None:
         check_details(details)
 
 
+def test_details_refuse_an_nhs_number_given_as_an_integer() -> None:
+    number = nhs_number.complete("999000012")
+    assert number is not None
+    with pytest.raises(AuditDetailsError, match="NHS number"):
+        check_details({"count": int(number)})
+    check_details({"count": 12345})
+
+
 def test_details_refuse_an_nhs_number_value_without_echoing_it() -> None:
     number = nhs_number.complete("999000012")  # the test range
     assert number is not None

@@ -259,6 +259,24 @@ def test_unclassified_column_is_refused_by_name() -> None:
     assert str(err.value).startswith("f.csv:")
 
 
+def test_a_file_without_its_header_row_is_refused_without_repeating_the_row() -> None:
+    spec = parse_spec(BASE, source="t.yaml")
+    first_row = ["9434765919", "Amina", "1961-03-12", "LS6 2AB", "F", "71.5", "well"]
+    with pytest.raises(InputError) as err:
+        check_header(spec, first_row, source="f.csv")
+    assert "header row missing" in str(err.value)
+    assert not any(cell in str(err.value) for cell in first_row)
+
+
+def test_cells_not_shaped_like_column_names_are_counted_not_repeated() -> None:
+    spec = parse_spec(BASE, source="t.yaml")
+    with pytest.raises(InputError) as err:
+        check_header(spec, [*HEADER, "extra_col", "LS6 2AB"], source="f.csv")
+    assert "'extra_col'" in str(err.value)
+    assert "1 cell(s) that do not look like column names" in str(err.value)
+    assert "LS6" not in str(err.value)
+
+
 def test_missing_column_is_refused_by_name() -> None:
     spec = parse_spec(BASE, source="t.yaml")
     with pytest.raises(InputError) as err:

@@ -74,3 +74,9 @@ def test_min_cell_count_argument_wins_over_the_appetite() -> None:
 
     results = check_frequency_table(["n"], [["12"]], 15, appetite=RiskAppetite())
     assert by_name(results)["min_cell_count"].status is CheckStatus.FAIL
+
+
+def test_infinite_and_missing_counts_fail_rather_than_crash() -> None:
+    results = check_frequency_table(["n"], [["inf"], ["nan"], ["-inf"], ["12"]], 10)
+    assert by_name(results)["counts_are_whole_numbers"].details["failing_cells"] == 3
+    assert overall(results) is CheckStatus.FAIL
