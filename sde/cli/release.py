@@ -22,11 +22,14 @@ if TYPE_CHECKING:
 
 
 @contextmanager
-def _airlock(home: Home) -> Iterator[tuple[ControlPlane, ReleaseService]]:
+def _airlock(home: Home, actor: str = "system") -> Iterator[tuple[ControlPlane, ReleaseService]]:
+    """The airlock, with every policy decision recorded in the audit chain as asked by
+    ``actor``."""
     from sde.services.wiring import control_plane, policy_engine, release_service
 
     with control_plane(home) as store:
-        yield store, release_service(home, store, policy_engine(home, audit=store.audit))
+        engine = policy_engine(home, audit=store.audit, actor=actor)
+        yield store, release_service(home, store, engine)
 
 
 @main.group()
@@ -70,7 +73,7 @@ def request_command(
         except OSError as exc:
             raise InputError(f"cannot read {path.name}: {exc.strerror}") from None
         outputs.append(OutputFile(path.name, content, count_columns=counts))
-    with _airlock(home) as (_store, service):
+    with _airlock(home, actor) as (_store, service):
         request = service.request(project_id, actor, outputs, title=title, comment=comment)
         click.echo(f"{request.id}: {request.status.value}")
         _print_checks(service.checks(request.id))
@@ -98,7 +101,7 @@ def review_command(
 ) -> None:
     """Record an output checker's independent decision on REQUEST_ID."""
     home = load_home(home_dir)
-    with _airlock(home) as (_store, service):
+    with _airlock(home, actor) as (_store, service):
         status = service.review(request_id, actor, Vote(decision), comment)
     click.echo(f"{request_id}: {status.value}")
 
@@ -110,7 +113,7 @@ def review_command(
 def publish_command(request_id: str, actor: str, home_dir: Path | None) -> None:
     """Release REQUEST_ID's files to the egress zone, if the egress policy allows."""
     home = load_home(home_dir)
-    with _airlock(home) as (_store, service):
+    with _airlock(home, actor) as (_store, service):
         target = service.publish(request_id, actor)
     click.echo(f"{request_id}: released to {target}")
 

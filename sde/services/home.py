@@ -46,7 +46,8 @@ class Settings:
         known = {"min_cell_count", "approvals_required", "policy_engine"}
         kwargs: dict[str, Any] = {k: data[k] for k in known if k in data}
         for name in ("min_cell_count", "approvals_required"):
-            if name in kwargs and (not isinstance(kwargs[name], int) or kwargs[name] < 1):
+            value = kwargs.get(name, 1)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"config setting {name!r} must be a positive whole number")
         return cls(**kwargs, extra={k: v for k, v in data.items() if k not in known})
 

@@ -587,18 +587,24 @@ def _known_from_references(
                 f"dataset {spec.name} clears its free text of identifiers held in {name}; "
                 f"its file is not at {ref_path}"
             )
+        ref_header = _checked_header(ref_spec, ref_path)
         ref_records = _rows(ref_path)
-        ref_header = [h.strip() for h in next(ref_records)]
-        check_header(ref_spec, ref_header, source=ref_path.name)
+        next(ref_records)  # the header, checked above
         ref_id = ref_header.index(ref_spec.identifier.name)
         columns = [
             (ref_header.index(c.name), c.known_kind)
             for c in ref_spec.known_columns
             if c.known_kind is not None
         ]
-        for record in ref_records:
+        for number, record in enumerate(ref_records, start=1):
             if len(record) != len(ref_header):
-                continue
+                # Fail closed: whose identifiers this row holds cannot be read, so they
+                # could not be cleared from that patient's free text.
+                raise InputError(
+                    f"{ref_path.name}: data row {number} has {len(record)} fields, not "
+                    f"{len(ref_header)}; dataset {spec.name} needs every row of {name} "
+                    "to clear its free text"
+                )
             digits = normalise(record[ref_id])
             if digits is None or digits not in wanted:
                 continue

@@ -477,6 +477,17 @@ def test_letters_need_the_file_their_known_identifiers_come_from(tmp_path: Path)
     assert result.rows_written > 0
 
 
+def test_a_reference_row_that_cannot_be_read_stops_the_letters(tmp_path: Path) -> None:
+    home, sources = fresh_home(tmp_path)
+    with sources.path("patients").open("a") as f:
+        f.write("9434765919,too,few\n")
+    spec = ingest.load_spec("clinic_letters")
+    with pytest.raises(InputError, match=r"data row .* has 3 fields") as err:
+        ingest.ingest_file(home, spec, sources.path("clinic_letters"))
+    assert "9434765919" not in str(err.value)
+    assert not (home.linked / "clinic_letters").exists()
+
+
 def test_counts_that_do_not_add_up_stop_before_anything_is_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
