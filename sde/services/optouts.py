@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import hashlib
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ import pyarrow.compute as pc
 
 from sde.adapters import delta
 from sde.domain import nhs_number
+from sde.domain.datasets import PID
 from sde.domain.optouts import (
     NATIONAL,
     REGISTERS,
@@ -46,13 +46,11 @@ from sde.domain.projects import Project
 from sde.domain.pseudonyms import LinkagePseudonymiser
 from sde.errors import InputError, NotFound
 from sde.services.home import Home
-from sde.services.ingest import IngestResult, ingest_file, load_spec
+from sde.services.ingest import COMMIT_SHA_KEY, IngestResult, file_sha256, ingest_file, load_spec
 from sde.services.ports import AuditSink
 
 CHOICES = "opt_out_choices"
-PID = "pid"
 CHOICE_COLUMNS = ("nhs_number", "scope", "target", "choice", "recorded_at")
-COMMIT_SHA_KEY = "sde.source_sha256"
 MAX_REPORTED_ERRORS = 20
 REGISTER_NAMES: dict[str, str] = {"national": NATIONAL, "type1": TYPE1}
 
@@ -117,14 +115,6 @@ class ChoicesImport:
     """True if this file (same SHA-256) was imported before: nothing was added."""
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _imported_before(home: Home, sha256: str) -> int | None:
     for commit in delta.history(choices_path(home)):
         if commit.get(COMMIT_SHA_KEY) == sha256:
@@ -174,7 +164,7 @@ def import_choices(
     messages naming lines and fields, never values. A file imported before adds nothing."""
     if not path.is_file():
         raise NotFound(f"no file at {path}")
-    sha256 = _file_sha256(path)
+    sha256 = file_sha256(path)
     previous = _imported_before(home, sha256)
     if previous is not None:
         result = ChoicesImport(path.name, sha256, 0, 0, version=previous, skipped=True)
