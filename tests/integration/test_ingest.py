@@ -9,7 +9,6 @@ import json
 import logging
 import re
 import shutil
-import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from sde.errors import InputError, NotFound, StateError
 from sde.services import ingest
 from sde.services.audit import MemoryAuditLog
 from sde.services.home import Home, init_home
-from tests.integration.test_ingest_fixtures import (
+from tests.integration.ingest_fixtures import (
     PATIENTS_HEADER,
     Sources,
     make_sources,
@@ -532,11 +531,9 @@ def test_quoted_newlines_in_free_text_are_one_row(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_demo_scale_ingests_well_within_a_minute(tmp_path: Path) -> None:
+def test_demo_scale_files_ingest_completely(tmp_path: Path) -> None:
+    """Speed is measured by bench/ingest_speed.py, not asserted here."""
     home = init_home(tmp_path / "h")
     sources = make_sources(home.sources, n_patients=10_000, seed=11)
-    started = time.perf_counter()
     results = ingest.ingest_all(home)
-    elapsed = time.perf_counter() - started
     assert sum(r.rows_in for r in results) == sum(sources.rows.values())
-    assert elapsed < 60, f"ingest of the demo-sized files took {elapsed:.0f} s"

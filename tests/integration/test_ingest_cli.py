@@ -11,7 +11,7 @@ from sde.adapters import delta
 from sde.cli import main
 from sde.services import ingest
 from sde.services.home import init_home
-from tests.integration.test_ingest_fixtures import Sources, make_sources
+from tests.integration.ingest_fixtures import Sources, make_sources
 
 pytestmark = [pytest.mark.delta, pytest.mark.presidio, pytest.mark.sql]
 

@@ -22,7 +22,7 @@ from sde.services import ingest
 from sde.services.audit import MemoryAuditLog
 from sde.services.decisions import AuditedPolicyEngine
 from sde.services.home import Home, init_home
-from tests.integration.test_ingest_fixtures import make_sources
+from tests.integration.ingest_fixtures import make_sources
 
 pytestmark = pytest.mark.policy
 
