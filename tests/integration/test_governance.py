@@ -48,18 +48,18 @@ def engine() -> RegoEmbeddedEngine:
     return RegoEmbeddedEngine(default_policy_dir())
 
 
-@pytest.fixture
-def plane(tmp_path: Path) -> Iterator[ControlPlane]:
-    url = f"sqlite:///{tmp_path / 'control.db'}"
-    upgrade(url)
-    with open_control_plane(url) as plane:
-        projects = ProjectService(plane)
-        projects.add_person("olu", "olu", roles=["operator"], organisation="NHS England")
-        projects.add_person("olu", "dana", roles=["board_member"], organisation="Board")
-        projects.add_person("olu", "alice", roles=["researcher"], organisation="Uni")
-        for checker in ("carol", "dev"):
-            projects.add_person("olu", checker, roles=["output_checker"], organisation="NHS")
-        yield plane
+@pytest.fixture(params=SQL_BACKENDS)
+def plane(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ControlPlane]:
+    with fresh_database(request, tmp_path) as url:
+        upgrade(url)
+        with open_control_plane(url) as plane:
+            projects = ProjectService(plane)
+            projects.add_person("olu", "olu", roles=["operator"], organisation="NHS England")
+            projects.add_person("olu", "dana", roles=["board_member"], organisation="Board")
+            projects.add_person("olu", "alice", roles=["researcher"], organisation="Uni")
+            for checker in ("carol", "dev"):
+                projects.add_person("olu", checker, roles=["output_checker"], organisation="NHS")
+            yield plane
 
 
 @pytest.fixture
