@@ -3,8 +3,11 @@
 # description: |
 #   Can this release request be released? Safe outputs: an approved request of an
 #   approved project (a suspended project's releases are frozen) whose every file
-#   passed its automatic checks and has a checksum, with enough independent
-#   approvals, none from the author, and no rejection. The input is built by
+#   has a checksum and automatic checks that passed, or asked for a human review, or
+#   failed a disclosure rule for which the researcher asked for an exception (never a
+#   blocking rule such as row-level data), with enough independent approvals (each
+#   approver approved every file), none from the author, no rejection, and within the
+#   project's cumulative egress budget of rows and cells. The input is built by
 #   sde.domain.policy.make_egress_input; see docs/policies.md.
 #   Undefined means deny: allow needs every positive fact below and no deny reason,
 #   so a missing or malformed input field never allows.
@@ -32,6 +35,7 @@ allow if {
 	author_did_not_approve
 	no_rejections
 	all_decisions_known
+	within_budget
 }
 
 # --- Normalised parts of the input (a part of the wrong type becomes empty) --------
@@ -53,6 +57,22 @@ reviews := request.reviews if {
 } else := []
 
 approvals_required := object.get(settings, "approvals_required", default_approvals_required)
+
+budget := input.budget if {
+	is_object(input.budget)
+} else := {}
+
+# METADATA
+# title: Blocking rules
+# description: |
+#   Checks that no exception can override: the file is not a safe kind of output at
+#   all (wrong type or size, unreadable, row-level data, project pseudonyms, dates of
+#   birth, free text, identifiers found by the scan, a figure without its table).
+blocking_rules := {
+	"file_type", "file_size", "readable", "row_level", "pseudonyms",
+	"dates_of_birth", "free_text", "identifiers", "figure_table",
+	"count_columns", "counts_are_whole_numbers", "sdc_metadata",
+}
 
 author := request.author if is_id(request.author)
 
@@ -92,7 +112,7 @@ has_files if count(files) > 0
 
 all_files_passed_checks if {
 	every file in files {
-		checks_passed(file)
+		checks_acceptable(file)
 	}
 }
 
@@ -124,6 +144,36 @@ author_did_not_approve if {
 }
 
 no_rejections if count(rejections) == 0
+
+# METADATA
+# title: Budget valid
+# description: The project's limits and what it has already released, as numbers.
+budget_valid if {
+	every key in ["rows_limit", "cells_limit", "rows_used", "cells_used"] {
+		is_number(budget[key])
+		budget[key] >= 0
+	}
+	every file in files {
+		is_number(file.rows)
+		is_number(file.cells)
+	}
+}
+
+request_rows := sum([file.rows |
+	some file in files
+	is_number(file.rows)
+])
+
+request_cells := sum([file.cells |
+	some file in files
+	is_number(file.cells)
+])
+
+within_budget if {
+	budget_valid
+	budget.rows_used + request_rows <= budget.rows_limit
+	budget.cells_used + request_cells <= budget.cells_limit
+}
 
 all_decisions_known if {
 	every review in reviews {
@@ -183,6 +233,23 @@ deny contains msg if {
 }
 
 # METADATA
+# title: Blocking check failed
+# custom:
+#   id: egress.blocking_check_failed
+deny contains msg if {
+	some file in files
+	has_checks(file)
+	some check in file.checks
+	not check_passed(check)
+	not check_reviewable(check)
+	blocking_check(check)
+	msg := sprintf(
+		"check %s on file %s did not pass (status %s), and no exception can release it",
+		[text_field(check, "name"), file_name(file), text_field(check, "status")],
+	)
+}
+
+# METADATA
 # title: Check not passed
 # custom:
 #   id: egress.check_not_passed
@@ -191,8 +258,11 @@ deny contains msg if {
 	has_checks(file)
 	some check in file.checks
 	not check_passed(check)
+	not check_reviewable(check)
+	not blocking_check(check)
+	not has_exception(file)
 	msg := sprintf(
-		"check %s on file %s did not pass (status %s)",
+		"check %s on file %s did not pass (status %s), and no exception was asked for",
 		[text_field(check, "name"), file_name(file), text_field(check, "status")],
 	)
 }
@@ -266,6 +336,31 @@ deny contains msg if {
 	)
 }
 
+# METADATA
+# title: Budget unknown
+# custom:
+#   id: egress.budget_unknown
+deny contains msg if {
+	not budget_valid
+	msg := "the project's egress budget or the files' row and cell counts are not known"
+}
+
+# METADATA
+# title: Budget exceeded
+# custom:
+#   id: egress.budget_exceeded
+deny contains msg if {
+	budget_valid
+	not within_budget
+	msg := sprintf(
+		"releasing %d rows and %d cells would exceed the project's egress budget (%d of %d rows and %d of %d cells released so far)",
+		[
+			request_rows, request_cells, budget.rows_used, budget.rows_limit,
+			budget.cells_used, budget.cells_limit,
+		],
+	)
+}
+
 # --- Functions ---------------------------------------------------------------------
 
 has_checks(file) if {
@@ -275,17 +370,44 @@ has_checks(file) if {
 
 check_passed(check) if check.status == "pass"
 
+# A check of a rule no exception can override. (A function, so that a check without a
+# name is simply not blocking, where `not check.name in blocking_rules` would be hoisted.)
+blocking_check(check) if check.name in blocking_rules
+
+# A check that asks for a human look: the approvals already required give it one.
+check_reviewable(check) if {
+	check.status == "review"
+	not blocking_check(check)
+}
+
+# The researcher asked for an exception, with a justification, for this file (the
+# justification itself stays in the control plane; the input says only true).
+has_exception(file) if file.exception == true
+
+# A check that passed, asks for review, or failed a rule the researcher asked to except.
+check_acceptable(_, check) if check_passed(check)
+
+check_acceptable(_, check) if check_reviewable(check)
+
+check_acceptable(file, check) if {
+	check.status == "fail"
+	not blocking_check(check)
+	has_exception(file)
+}
+
 hashed(file) if is_sha256(file.sha256)
 
 decision_known(review) if review.decision in {"approve", "reject"}
 
 # METADATA
-# title: Checks passed
-# description: The file has at least one automatic check, and every one passed.
-checks_passed(file) if {
+# title: Checks acceptable
+# description: |
+#   The file has at least one automatic check, and every one passed, asks for review,
+#   or failed an exceptionable rule for which an exception was asked.
+checks_acceptable(file) if {
 	has_checks(file)
 	every check in file.checks {
-		check_passed(check)
+		check_acceptable(file, check)
 	}
 }
 

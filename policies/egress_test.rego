@@ -16,17 +16,22 @@ table := {
 		{"name": "dominance", "status": "pass"},
 		{"name": "small_numbers", "status": "pass"},
 	],
+	"rows": 10,
+	"cells": 20,
 }
 
 figure := {
 	"name": "figure1.csv",
 	"sha256": sha_b,
 	"checks": [{"name": "small_numbers", "status": "pass"}],
+	"rows": 5,
+	"cells": 5,
 }
 
 # An approved request with two files, every check passed, two independent approvals.
 base := {
 	"settings": {},
+	"budget": {"rows_limit": 100, "cells_limit": 200, "rows_used": 50, "cells_used": 100},
 	"request": {
 		"id": "rr-1",
 		"author": "r-ada",
@@ -93,6 +98,7 @@ test_empty_input_refused if {
 		"the release request has no author on record",
 		"the release request has 0 of the 2 independent approvals required",
 		"the project of the release request is not known",
+		"the project's egress budget or the files' row and cell counts are not known",
 	} with input as {}
 }
 
@@ -137,21 +143,21 @@ test_failed_check_refused if {
 	]})
 	doc := with_files([failing, figure])
 	not egress.allow with input as doc
-	egress.deny == {"check small_numbers on file table1.csv did not pass (status fail)"} with input as doc
+	egress.deny == {"check small_numbers on file table1.csv did not pass (status fail), and no exception was asked for"} with input as doc
 }
 
 test_check_without_status_refused if {
 	broken := object.union(figure, {"checks": [{"name": "small_numbers"}]})
 	refused_with(
 		with_files([table, broken]),
-		"check small_numbers on file figure1.csv did not pass (status (missing or not text))",
+		"check small_numbers on file figure1.csv did not pass (status (missing or not text)), and no exception was asked for",
 	)
 }
 
 test_only_pass_passes if {
 	every state in ["warn", "error", "skipped", "PASS", "passed"] {
 		doc := with_files([object.union(figure, {"checks": [{"name": "small_numbers", "status": state}]})])
-		refused_with(doc, sprintf("check small_numbers on file figure1.csv did not pass (status %s)", [state]))
+		refused_with(doc, sprintf("check small_numbers on file figure1.csv did not pass (status %s), and no exception was asked for", [state]))
 	}
 }
 
@@ -286,4 +292,72 @@ test_positive_facts_fail_on_their_refusal if {
 	not egress.author_did_not_approve with input as with_reviews([approve("c-1"), approve("c-2"), approve("r-ada")])
 	not egress.no_rejections with input as with_reviews([approve("c-1"), approve("c-2"), reject("c-3")])
 	not egress.all_decisions_known with input as with_reviews([approve("c-1"), approve("c-2"), {"reviewer": "c-3"}])
+}
+
+# --- review, exceptions and blocking rules ------------------------------------------
+
+with_check(name, status) := object.union(table, {"checks": [{"name": name, "status": status}]})
+
+test_review_status_released_with_approvals if {
+	egress.allow with input as with_files([with_check("zero", "review"), figure])
+}
+
+test_blocking_review_is_not_enough if {
+	refused_with(
+		with_files([with_check("row_level", "review"), figure]),
+		"check row_level on file table1.csv did not pass (status review), and no exception can release it",
+	)
+}
+
+test_exception_releases_an_exceptionable_fail if {
+	excepted := object.union(with_check("threshold", "fail"), {"exception": true})
+	egress.allow with input as with_files([excepted, figure])
+}
+
+test_blank_exception_is_no_exception if {
+	every justification in [false, "yes", "true", 1, null] {
+		excepted := object.union(with_check("threshold", "fail"), {"exception": justification})
+		refused_with(
+			with_files([excepted, figure]),
+			"check threshold on file table1.csv did not pass (status fail), and no exception was asked for",
+		)
+	}
+}
+
+test_exception_cannot_release_a_blocking_fail if {
+	every rule in ["row_level", "pseudonyms", "identifiers", "file_type", "dates_of_birth", "free_text", "figure_table"] {
+		excepted := object.union(with_check(rule, "fail"), {"exception": true})
+		refused_with(
+			with_files([excepted, figure]),
+			sprintf("check %s on file table1.csv did not pass (status fail), and no exception can release it", [rule]),
+		)
+	}
+}
+
+# --- the cumulative egress budget ---------------------------------------------------
+
+test_budget_exactly_used_up_allows if {
+	doc := object.union(base, {"budget": {"rows_limit": 65, "cells_limit": 125, "rows_used": 50, "cells_used": 100}})
+	egress.allow with input as doc
+}
+
+test_budget_rows_exceeded_refused if {
+	doc := object.union(base, {"budget": {"rows_limit": 64, "cells_limit": 125, "rows_used": 50, "cells_used": 100}})
+	refused_with(
+		doc,
+		"releasing 15 rows and 25 cells would exceed the project's egress budget (50 of 64 rows and 100 of 125 cells released so far)",
+	)
+}
+
+test_budget_cells_exceeded_refused if {
+	doc := object.union(base, {"budget": {"rows_limit": 65, "cells_limit": 124, "rows_used": 50, "cells_used": 100}})
+	not egress.allow with input as doc
+}
+
+test_budget_missing_or_malformed_refused if {
+	reason := "the project's egress budget or the files' row and cell counts are not known"
+	refused_with(json.remove(base, ["budget"]), reason)
+	refused_with(object.union(base, {"budget": {"rows_limit": "many", "cells_limit": 1, "rows_used": 0, "cells_used": 0}}), reason)
+	refused_with(object.union(base, {"budget": {"rows_limit": 100, "cells_limit": 200, "rows_used": -1, "cells_used": 0}}), reason)
+	refused_with(with_files([json.remove(table, ["rows"]), figure]), reason)
 }

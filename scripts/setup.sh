@@ -74,3 +74,6 @@ if [ "${SDE_SETUP_POSTGRES:-0}" = "1" ]; then
         useradd --system --user-group --no-create-home --shell /usr/sbin/nologin postgres
     fi
 fi
+
+# --- Chromium (only when asked: the browser tests drive Debian's chromium) -----------
+bash "$root/scripts/setup_chromium.sh"

@@ -58,6 +58,7 @@ from sde.domain.governance import (
 from sde.domain.projects import (
     ApprovedDataset,
     BoardKind,
+    FileVote,
     LegalBasis,
     Member,
     MemberRole,
@@ -78,7 +79,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 SUPPORTED_BACKENDS = frozenset({"sqlite", "postgresql"})
 WRITE_OPTION = "sde_write"
 _PG_MIGRATION_LOCK = 0x5DE0_0001
@@ -272,6 +273,8 @@ release_files = sa.Table(
     sa.Column("checks", sa.JSON, nullable=False),
     sa.Column("metadata", sa.JSON, nullable=False),
     sa.Column("content", sa.LargeBinary, nullable=False),
+    sa.Column("exception", sa.Text, nullable=True),
+    sa.Column("description", sa.Text, nullable=True),
 )
 
 reviews = sa.Table(
@@ -282,6 +285,7 @@ reviews = sa.Table(
     sa.Column("decision", sa.String(16), nullable=False),
     sa.Column("comment", sa.Text, nullable=True),
     sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("files", sa.JSON, nullable=True),
     _one_of("decision", [v.value for v in Vote], "ck_reviews_decision"),
 )
 
@@ -710,11 +714,19 @@ def _release_file(row: sa.Row[Any]) -> ReleaseFile:
         kind=row.kind,
         checks=list(row.checks),
         metadata=dict(row.metadata),
+        exception=row.exception,
+        description=row.description,
     )
 
 
 def _review(row: sa.Row[Any]) -> Review:
-    return Review(row.request_id, row.reviewer, Vote(row.decision), row.comment, row.created_at)
+    files = {
+        str(name): FileVote(Vote(vote["decision"]), vote.get("comment"))
+        for name, vote in (row.files or {}).items()
+    }
+    return Review(
+        row.request_id, row.reviewer, Vote(row.decision), row.comment, row.created_at, files
+    )
 
 
 _FILE_COLUMNS = [c for c in release_files.c if c.name != "content"]
@@ -1201,6 +1213,8 @@ class ControlPlane:
         kind: str,
         checks: Sequence[Mapping[str, Any]] = (),
         metadata: Mapping[str, Any] | None = None,
+        exception: str | None = None,
+        description: str | None = None,
         audit: AuditEntry,
     ) -> ReleaseFile:
         """Add a file to a request or replace one. The checksum and size are computed
@@ -1213,6 +1227,8 @@ class ControlPlane:
             kind=kind,
             checks=[dict(c) for c in checks],
             metadata=dict(metadata or {}),
+            exception=exception,
+            description=description,
         )
         with self._writing(audit, f"release request {request_id!r} does not exist") as conn:
             key = (release_files.c.request_id == request_id, release_files.c.name == name)
@@ -1227,6 +1243,8 @@ class ControlPlane:
                     checks=record.checks,
                     metadata=record.metadata,
                     content=content,
+                    exception=exception,
+                    description=description,
                 )
             )
             self._files_changed(conn, request_id)
@@ -1274,6 +1292,11 @@ class ControlPlane:
                     decision=review.decision.value,
                     comment=review.comment,
                     created_at=review.created_at,
+                    files={
+                        name: {"decision": vote.decision.value, "comment": vote.comment}
+                        for name, vote in review.files.items()
+                    }
+                    or None,
                 )
             )
 

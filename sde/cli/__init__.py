@@ -80,6 +80,7 @@ def _register() -> None:
         project,
         release,
         synth,
+        web,
     )
 
 

@@ -1,4 +1,4 @@
-"""``sde release request / review / publish / show``: the airlock."""
+"""``sde release request / resubmit / withdraw / review / publish / show``: the airlock."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from sde.errors import InputError
 if TYPE_CHECKING:
     from sde.adapters.sql import ControlPlane
     from sde.services.home import Home
-    from sde.services.release import ReleaseService
+    from sde.services.release import OutputFile, ReleaseService
 
 
 @contextmanager
@@ -37,19 +37,70 @@ def release() -> None:
     """Ask for outputs to leave, review them, publish them."""
 
 
-@release.command("request")
-@click.argument("project_id")
-@click.argument(
-    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for value in values:
+        name, sep, text = value.partition("=")
+        if not sep or not name.strip() or not text.strip():
+            raise InputError(f"{what} must be given as NAME=VALUE")
+        out[name.strip()] = text.strip()
+    return out
+
+
+def _outputs(
+    files: tuple[Path, ...], counts: tuple[str, ...], exceptions: dict[str, str]
+) -> list[OutputFile]:
+    from sde.domain.sdc.files import category
+    from sde.services.release import OutputFile
+
+    names = {p.name for p in files}
+    unknown = sorted(set(exceptions) - names)
+    if unknown:
+        raise InputError(f"--exception names file(s) not in the request: {', '.join(unknown)}")
+    outputs = []
+    for path in files:
+        try:
+            content = path.read_bytes()
+        except OSError as exc:
+            raise InputError(f"cannot read {path.name}: {exc.strerror}") from None
+        kind = category(path.name) or "table"
+        outputs.append(
+            OutputFile(
+                path.name,
+                content,
+                kind=kind,
+                count_columns=counts,
+                exception=exceptions.get(path.name),
+            )
+        )
+    return outputs
+
+
+_files_argument = click.argument(
+    "files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
-@click.option("--title", required=True, help="What the outputs are.")
-@click.option("--comment", default=None, help="Context for the output checkers.")
-@click.option(
+_counts_option = click.option(
     "--counts",
     "count_columns",
     default="",
     help="Comma-separated count columns (default: columns named n, count, *_count, n_*).",
 )
+_exception_option = click.option(
+    "--exception",
+    "exceptions",
+    multiple=True,
+    metavar="FILE=JUSTIFICATION",
+    help="Ask for an exception for FILE, with the reason checkers should accept it.",
+)
+
+
+@release.command("request")
+@click.argument("project_id")
+@_files_argument
+@click.option("--title", required=True, help="What the outputs are.")
+@click.option("--comment", default=None, help="Context for the output checkers.")
+@_counts_option
+@_exception_option
 @actor_option
 @home_option
 def request_command(
@@ -58,25 +109,62 @@ def request_command(
     title: str,
     comment: str | None,
     count_columns: str,
+    exceptions: tuple[str, ...],
     actor: str,
     home_dir: Path | None,
 ) -> None:
-    """File a release request for PROJECT with FILES (CSV frequency tables)."""
-    from sde.services.release import OutputFile
-
+    """File a release request for PROJECT with FILES (tables, figures, text, code)."""
+    if not files:
+        raise InputError("a release request needs at least one file")
     home = load_home(home_dir)
     counts = tuple(c.strip() for c in count_columns.split(",") if c.strip())
-    outputs = []
-    for path in files:
-        try:
-            content = path.read_bytes()
-        except OSError as exc:
-            raise InputError(f"cannot read {path.name}: {exc.strerror}") from None
-        outputs.append(OutputFile(path.name, content, count_columns=counts))
+    outputs = _outputs(files, counts, _pairs(exceptions, "--exception"))
     with _airlock(home, actor) as (_store, service):
         request = service.request(project_id, actor, outputs, title=title, comment=comment)
         click.echo(f"{request.id}: {request.status.value}")
         _print_checks(service.checks(request.id))
+
+
+@release.command("resubmit")
+@click.argument("request_id")
+@_files_argument
+@click.option("--remove", multiple=True, metavar="FILE", help="Take FILE out of the request.")
+@click.option("--comment", default=None, help="What changed, for the output checkers.")
+@_counts_option
+@_exception_option
+@actor_option
+@home_option
+def resubmit_command(
+    request_id: str,
+    files: tuple[Path, ...],
+    remove: tuple[str, ...],
+    comment: str | None,
+    count_columns: str,
+    exceptions: tuple[str, ...],
+    actor: str,
+    home_dir: Path | None,
+) -> None:
+    """Answer a returned REQUEST_ID: replace or add FILES, remove some, submit it again.
+    Every file is checked again and earlier reviews are cleared."""
+    home = load_home(home_dir)
+    counts = tuple(c.strip() for c in count_columns.split(",") if c.strip())
+    outputs = _outputs(files, counts, _pairs(exceptions, "--exception"))
+    with _airlock(home, actor) as (_store, service):
+        request = service.resubmit(request_id, actor, outputs, remove=remove, comment=comment)
+        click.echo(f"{request.id}: {request.status.value}")
+        _print_checks(service.checks(request.id))
+
+
+@release.command("withdraw")
+@click.argument("request_id")
+@actor_option
+@home_option
+def withdraw_command(request_id: str, actor: str, home_dir: Path | None) -> None:
+    """Withdraw your own REQUEST_ID."""
+    home = load_home(home_dir)
+    with _airlock(home, actor) as (_store, service):
+        service.withdraw(request_id, actor)
+    click.echo(f"{request_id}: withdrawn")
 
 
 def _print_checks(checks: dict[str, list[dict[str, object]]]) -> None:
@@ -91,18 +179,44 @@ def _print_checks(checks: dict[str, list[dict[str, object]]]) -> None:
     "--decision",
     type=click.Choice([v.value for v in Vote]),
     required=True,
-    help="approve, reject, or return to the author.",
+    help="approve, reject, or return to the author (request changes), for every file.",
+)
+@click.option(
+    "--file",
+    "file_decisions",
+    multiple=True,
+    metavar="FILE=DECISION",
+    help="A different decision for one file (approve, reject or return).",
 )
 @click.option("--comment", default=None)
 @actor_option
 @home_option
 def review_command(
-    request_id: str, decision: str, comment: str | None, actor: str, home_dir: Path | None
+    request_id: str,
+    decision: str,
+    file_decisions: tuple[str, ...],
+    comment: str | None,
+    actor: str,
+    home_dir: Path | None,
 ) -> None:
-    """Record an output checker's independent decision on REQUEST_ID."""
+    """Record an output checker's independent decision on each file of REQUEST_ID. The
+    last approval needed releases the request at once, if the egress policy allows."""
+    from sde.services.release import FileDecision
+
     home = load_home(home_dir)
-    with _airlock(home, actor) as (_store, service):
-        status = service.review(request_id, actor, Vote(decision), comment)
+    overrides = _pairs(file_decisions, "--file")
+    for name, value in overrides.items():
+        if value not in {v.value for v in Vote}:
+            raise InputError(f"--file {name}: the decision must be approve, reject or return")
+    with _airlock(home, actor) as (store, service):
+        names = [f.name for f in store.list_release_files(request_id)]
+        decisions = {
+            name: FileDecision(Vote(overrides.get(name, decision)), comment) for name in names
+        }
+        unknown = sorted(set(overrides) - set(names))
+        if unknown:
+            raise InputError(f"the request has no file(s) named {', '.join(unknown)}")
+        status = service.review(request_id, actor, decisions, comment)
     click.echo(f"{request_id}: {status.value}")
 
 
@@ -135,9 +249,18 @@ def show_command(request_id: str, home_dir: Path | None) -> None:
                     "status": request.status.value,
                     "title": request.title,
                     "reviews": [
-                        {"reviewer": r.reviewer, "decision": r.decision.value}
+                        {
+                            "reviewer": r.reviewer,
+                            "decision": r.decision.value,
+                            "files": {n: v.decision.value for n, v in sorted(r.files.items())},
+                        }
                         for r in store.list_reviews(request_id)
                     ],
+                    "exceptions": {
+                        f.name: f.exception
+                        for f in store.list_release_files(request_id)
+                        if f.exception
+                    },
                     "checks": service.checks(request_id),
                 },
                 indent=2,

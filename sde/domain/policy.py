@@ -159,6 +159,19 @@ class ReleaseFileFacts:
     name: str
     sha256: str | None
     checks: Mapping[str, str] = field(default_factory=dict)
+    exception: bool = False  # the researcher asked for an exception, with a justification
+    rows: int | None = None  # data rows and cells the file would release (egress budget)
+    cells: int | None = None
+
+
+@dataclass(frozen=True)
+class EgressBudget:
+    """A project's cumulative egress budget and what it has released so far."""
+
+    rows_limit: int
+    cells_limit: int
+    rows_used: int
+    cells_used: int
 
 
 def make_egress_input(
@@ -170,8 +183,11 @@ def make_egress_input(
     reviews: Iterable[tuple[str, str]],
     approvals_required: int | None = None,
     project_status: str | None = None,
+    budget: EgressBudget | None = None,
 ) -> dict[str, object]:
     """The ``sde.egress`` input: can release request ``request_id`` be released?
+
+    ``budget`` of ``None`` leaves it out, and the policy refuses (fail closed).
 
     ``reviews`` are ``(reviewer, decision)`` pairs, decision ``approve`` or ``reject``.
     ``approvals_required`` of ``None`` leaves the policy's default (2); a value below 1
@@ -195,6 +211,9 @@ def make_egress_input(
                     {"name": _text("check name", name), "status": _text("check status", state)}
                     for name, state in sorted(facts.checks.items())
                 ],
+                "exception": facts.exception is True,
+                **({"rows": _count("rows", facts.rows)} if facts.rows is not None else {}),
+                **({"cells": _count("cells", facts.cells)} if facts.cells is not None else {}),
             }
         )
     review_docs: list[dict[str, object]] = []
@@ -208,7 +227,16 @@ def make_egress_input(
     settings: dict[str, object] = {}
     if approvals_required is not None:
         settings["approvals_required"] = approvals_required
+    extra: dict[str, object] = {}
+    if budget is not None:
+        extra["budget"] = {
+            "rows_limit": _count("rows_limit", budget.rows_limit),
+            "cells_limit": _count("cells_limit", budget.cells_limit),
+            "rows_used": _count("rows_used", budget.rows_used),
+            "cells_used": _count("cells_used", budget.cells_used),
+        }
     return {
+        **extra,
         "settings": settings,
         "request": {
             "id": _text("request_id", request_id),
@@ -415,6 +443,12 @@ def _text(what: str, value: object) -> str:
     return value
 
 
+def _count(what: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InputError(f"{what} must be a whole number of at least 0")
+    return value
+
+
 def _texts(what: str, values: Iterable[str]) -> list[str]:
     if isinstance(values, str | bytes):
         raise InputError(f"{what} must be a list of names, not a single string")
@@ -498,12 +532,17 @@ def _egress(**changes: object) -> dict[str, object]:
         "status": APPROVED,
         "files": [
             ReleaseFileFacts(
-                "table1.csv", _SHA, {"small_numbers": CHECK_OK, "dominance": CHECK_OK}
+                "table1.csv",
+                _SHA,
+                {"small_numbers": CHECK_OK, "dominance": CHECK_OK},
+                rows=10,
+                cells=20,
             ),
-            ReleaseFileFacts("figure1.csv", _SHA, {"small_numbers": CHECK_OK}),
+            ReleaseFileFacts("figure1.csv", _SHA, {"small_numbers": CHECK_OK}, rows=0, cells=0),
         ],
         "reviews": [("canary-checker-1", APPROVE), ("canary-checker-2", APPROVE)],
         "project_status": APPROVED,
+        "budget": EgressBudget(rows_limit=100, cells_limit=1000, rows_used=90, cells_used=0),
     }
     values.update(changes)
     return make_egress_input(**values)  # type: ignore[arg-type]
@@ -746,6 +785,60 @@ CANARIES: tuple[Canary, ...] = (
         reason="status in_review",
     ),
     Canary("no files", EGRESS, _egress(files=[]), allow=False, reason="no files"),
+    # the exception workflow: review needs only the approvals; an exceptionable fail needs
+    # an exception; a blocking fail is never released (guards regopy's `not` in `every`)
+    Canary(
+        "zero cell for review",
+        EGRESS,
+        _egress(files=[ReleaseFileFacts("t.csv", _SHA, {"zero": "review"}, rows=1, cells=1)]),
+        allow=True,
+    ),
+    Canary(
+        "threshold fail with an exception",
+        EGRESS,
+        _egress(
+            files=[
+                ReleaseFileFacts(
+                    "t.csv", _SHA, {"threshold": "fail"}, exception=True, rows=1, cells=1
+                )
+            ]
+        ),
+        allow=True,
+    ),
+    Canary(
+        "threshold fail without an exception",
+        EGRESS,
+        _egress(files=[ReleaseFileFacts("t.csv", _SHA, {"threshold": "fail"}, rows=1, cells=1)]),
+        allow=False,
+        reason="no exception was asked for",
+    ),
+    Canary(
+        "row-level data with an exception",
+        EGRESS,
+        _egress(
+            files=[
+                ReleaseFileFacts(
+                    "t.csv", _SHA, {"row_level": "fail"}, exception=True, rows=1, cells=1
+                )
+            ]
+        ),
+        allow=False,
+        reason="no exception can release it",
+    ),
+    Canary(
+        "egress budget exceeded",
+        EGRESS,
+        _egress(budget=EgressBudget(rows_limit=100, cells_limit=1000, rows_used=91, cells_used=0)),
+        allow=False,
+        reason="egress budget",
+    ),
+    Canary(
+        "egress budget unknown",
+        EGRESS,
+        _egress(budget=None),
+        allow=False,
+        reason="egress budget",
+    ),
     Canary(
         "project suspended",
         EGRESS,

@@ -197,15 +197,29 @@ class ReleaseFile:
     kind: str
     checks: list[dict[str, Any]] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
+    exception: str | None = None  # the researcher's justification for an exception
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class FileVote:
+    """One checker's decision on one file, with their comment."""
+
+    decision: Vote
+    comment: str | None = None
 
 
 @dataclass(frozen=True)
 class Review:
+    """One checker's review: the request-level vote (derived from the per-file decisions
+    by :func:`sde.domain.releases.vote_from_files`) and each file's decision."""
+
     request_id: str
     reviewer: str
     decision: Vote
     comment: str | None
     created_at: datetime
+    files: Mapping[str, FileVote] = field(default_factory=dict)
 
 
 # --- validation -------------------------------------------------------------------------

@@ -14,11 +14,11 @@ enforcement and the explanation.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sde.errors import PolicyDenied, StateError
+from sde.errors import InputError, PolicyDenied, StateError
 
 
 class Status(StrEnum):
@@ -116,6 +116,26 @@ def status_after_votes(votes: Sequence[ReviewVote], author: str, approvals_requi
         return Status.RETURNED
     approvers = {v.reviewer for v in votes if v.decision is Vote.APPROVE and v.reviewer != author}
     return Status.APPROVED if len(approvers) >= approvals_required else Status.IN_REVIEW
+
+
+def vote_from_files(decisions: Mapping[str, Vote], files: Collection[str]) -> Vote:
+    """A checker's request-level vote from their decision on each file: any rejection
+    rejects, any request for changes returns, and only approving every file approves.
+    Every file needs exactly one decision."""
+    missing = sorted(set(files) - set(decisions))
+    unknown = sorted(set(decisions) - set(files))
+    if missing:
+        raise InputError(f"a review needs a decision on every file; missing: {', '.join(missing)}")
+    if unknown:
+        raise InputError(f"the request has no file(s) named {', '.join(unknown)}")
+    if not decisions:
+        raise InputError("a review needs a decision on at least one file")
+    votes = set(decisions.values())
+    if Vote.REJECT in votes:
+        return Vote.REJECT
+    if Vote.RETURN in votes:
+        return Vote.RETURN
+    return Vote.APPROVE
 
 
 def states_table(transitions: dict[Status, frozenset[Status]] = TRANSITIONS) -> str:

@@ -79,11 +79,31 @@ def _opa_engine(extra: Mapping[str, Any], folder: Path) -> PolicyEngine:
     )
 
 
-def release_service(home: Home, store: ControlPlane, engine: PolicyEngine) -> ReleaseService:
+def release_service(
+    home: Home, store: ControlPlane, engine: PolicyEngine, *, scan: bool = True
+) -> ReleaseService:
+    """The airlock with this environment's risk appetite (``sdc:``), file rules
+    (``airlock:``) and egress budget (``egress_budget:``) from config.yaml, and the
+    Presidio identifier scan of text-like files (``scan=False`` leaves it out, for the
+    checker's read-only views)."""
+    from sde.domain.sdc.appetite import RiskAppetite
+    from sde.domain.sdc.files import FileRules
+    from sde.services.release import EgressLimits
+
+    settings = home.settings
+    scanner = None
+    if scan:
+        from sde.services.output_scan import presidio_scanner
+
+        scanner = presidio_scanner()
     return ReleaseService(
         store,
         engine,
         egress_dir=home.egress,
-        min_cell_count=home.settings.min_cell_count,
-        approvals_required=home.settings.approvals_required,
+        min_cell_count=settings.min_cell_count,
+        approvals_required=settings.approvals_required,
+        appetite=RiskAppetite.from_settings(settings.min_cell_count, settings.extra),
+        file_rules=FileRules.from_mapping(settings.extra.get("airlock")),
+        budget=EgressLimits.from_mapping(settings.extra.get("egress_budget")),
+        scan_text=scanner,
     )

@@ -32,7 +32,14 @@ from sde.services.extract import extract_dir, read_manifest
 from sde.services.home import Home, open_home
 from sde.services.wiring import control_plane, policy_engine
 
-__all__ = ["connect", "outputs_dir", "save_output"]
+__all__ = [
+    "check_release",
+    "connect",
+    "outputs_dir",
+    "request_release",
+    "save_output",
+    "stats",
+]
 
 _OUTPUT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,120}\.csv$")
 
@@ -90,3 +97,7 @@ def save_output(
     path = outputs_dir(project, home=home) / name
     table.to_csv(path, index=False)
     return path
+
+
+from sde.workspace import stats  # noqa: E402  (re-exported: ws.stats.crosstab(...))
+from sde.workspace.release import check_release, request_release  # noqa: E402

@@ -47,7 +47,7 @@ def test_demo_succeeds_and_says_so(tmp_path: Path) -> None:
     assert "blocked despite two approvals" in out
     assert "min_cell_count" in out
     assert "audit chain intact" in out
-    released = list((tmp_path / "demo" / "lake" / "egress").glob("rr-*/release.json"))
+    released = list((tmp_path / "demo" / "lake" / "egress").glob("rr-*/sde-release.json"))
     assert len(released) == 1
 
     # The researcher quickstart notebook runs, cell by cell, against the demo's home.
@@ -181,12 +181,13 @@ def test_operator_researcher_checker_flow(tmp_path: Path) -> None:
     assert early.returncode == 2
     assert "release" in early.stderr
     ok("release", "review", request_id, "--decision", "approve", home=home, actor="carol")
-    assert "approved" in ok(
+    assert f"{request_id}: released" in ok(
         "release", "review", request_id, "--decision", "approve", home=home, actor="dev"
     )
-    published = ok("release", "publish", request_id, home=home, actor="olu")
     assert (home / "lake" / "egress" / request_id / "sex.csv").read_text() == table.read_text()
-    assert "released" in published
+    again = run("release", "publish", request_id, home=home, actor="olu")
+    assert again.returncode == 2
+    assert "status released, not approved" in again.stderr
     assert "intact" in ok("audit", "verify", home=home)
 
 

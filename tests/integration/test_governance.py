@@ -245,11 +245,12 @@ def test_kill_switch_freezes_sessions_releases_and_refreshes(
     assert not engine.decide("sde.egress", document).allow
 
     governance.resume("olu", "diab", "investigated: no misuse")
-    assert airlock.review(request_id, "carol", Vote.APPROVE) is Status.APPROVED
     assert decide_access(
         plane, engine, person_id="alice", project_id="diab", action="open_workspace", today=today
     ).allow
     governance.close("olu", "diab", "finished")
+    with pytest.raises(StateError, match="diab is closed: its release requests are frozen"):
+        airlock.review(request_id, "carol", Vote.APPROVE)
     with pytest.raises(PolicyDenied, match="is closed, not approved: its releases are frozen"):
         airlock.publish(request_id, "olu")
     actions = [e.action for e in plane.audit.events() if e.subject == "project:diab"]

@@ -22,6 +22,7 @@ from sde.domain.policy import (
     EGRESS,
     Canary,
     Decision,
+    EgressBudget,
     ReleaseFileFacts,
     make_access_input,
     make_egress_input,
@@ -64,11 +65,14 @@ def egress(**changes: object) -> dict[str, object]:
         "author": "r-ada",
         "status": "approved",
         "files": [
-            ReleaseFileFacts("table1.csv", SHA, {"small_numbers": "pass", "dominance": "pass"}),
-            ReleaseFileFacts("figure1.csv", SHA, {"small_numbers": "pass"}),
+            ReleaseFileFacts(
+                "table1.csv", SHA, {"small_numbers": "pass", "dominance": "pass"}, rows=4, cells=8
+            ),
+            ReleaseFileFacts("figure1.csv", SHA, {"small_numbers": "pass"}, rows=0, cells=0),
         ],
         "reviews": [("c-1", "approve"), ("c-2", "approve")],
         "project_status": "approved",
+        "budget": EgressBudget(rows_limit=10, cells_limit=10, rows_used=0, cells_used=0),
     }
     values.update(changes)
     return make_egress_input(**values)  # type: ignore[arg-type]
@@ -184,14 +188,30 @@ def test_release_is_allowed(engine: RegoEmbeddedEngine) -> None:
         (
             {
                 "files": [
-                    ReleaseFileFacts("t.csv", SHA, {"small_numbers": "fail", "dominance": "pass"})
+                    ReleaseFileFacts(
+                        "t.csv",
+                        SHA,
+                        {"small_numbers": "fail", "dominance": "pass"},
+                        rows=1,
+                        cells=1,
+                    )
                 ]
             },
-            ("check small_numbers on file t.csv did not pass (status fail)",),
+            (
+                "check small_numbers on file t.csv did not pass (status fail), and no exception "
+                "was asked for",
+            ),
         ),
-        ({"files": [ReleaseFileFacts("t.csv", SHA, {})]}, ("file t.csv has no automatic checks",)),
         (
-            {"files": [ReleaseFileFacts("t.csv", None, {"small_numbers": "pass"})]},
+            {"files": [ReleaseFileFacts("t.csv", SHA, {}, rows=1, cells=1)]},
+            ("file t.csv has no automatic checks",),
+        ),
+        (
+            {
+                "files": [
+                    ReleaseFileFacts("t.csv", None, {"small_numbers": "pass"}, rows=1, cells=1)
+                ]
+            },
             ("file t.csv has no SHA-256 checksum",),
         ),
         (

@@ -210,15 +210,21 @@ TABLE: dict[str, object] = {
     "name": "table1.csv",
     "sha256": SHA,
     "checks": [check("dominance"), check("small_numbers")],
+    "rows": 10,
+    "cells": 20,
 }
 FIGURE: dict[str, object] = {
     "name": "figure1.csv",
     "sha256": SHA,
     "checks": [check("small_numbers")],
+    "rows": 0,
+    "cells": 0,
 }
+BUDGET = {"rows_limit": 100, "cells_limit": 100, "rows_used": 50, "cells_used": 50}
 
 EGRESS_BASE: dict[str, object] = {
     "settings": {},
+    "budget": BUDGET,
     "request": {
         "id": "rr-1",
         "author": "r-ada",
@@ -265,6 +271,30 @@ EGRESS_FIELDS: dict[str, list[object]] = {
         [{**TABLE, "name": 5}],
         [TABLE, "figure1.csv"],
         [{**TABLE, "checks": [7]}],
+        # review, exceptions, blocking rules
+        [{**TABLE, "checks": [check("zero", "review")]}, FIGURE],
+        [{**TABLE, "checks": [check("row_level", "review")]}, FIGURE],
+        [{**TABLE, "checks": [check("threshold", "fail")], "exception": True}, FIGURE],
+        [{**TABLE, "checks": [check("threshold", "fail")], "exception": "yes"}, FIGURE],
+        [{**TABLE, "checks": [check("threshold", "fail")]}, FIGURE],
+        [{**TABLE, "checks": [check("identifiers", "fail")], "exception": True}, FIGURE],
+        [
+            {**TABLE, "checks": [check("threshold", "fail"), check("pseudonyms", "fail")]},
+            {**FIGURE, "exception": True},
+        ],
+        # the budget's counts on the files
+        [{**TABLE, "rows": 51}, FIGURE],
+        [{**TABLE, "cells": "20"}, FIGURE],
+        [{k: v for k, v in TABLE.items() if k != "rows"}, FIGURE],
+    ],
+    "budget": [
+        BUDGET,
+        {**BUDGET, "rows_used": 91},
+        {**BUDGET, "cells_used": 81},
+        {**BUDGET, "rows_limit": -1},
+        {k: v for k, v in BUDGET.items() if k != "cells_used"},
+        MISSING,
+        "plenty",
     ],
     "request/reviews": [
         [review("c-1", "approve"), review("c-2", "approve")],

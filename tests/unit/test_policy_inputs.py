@@ -13,6 +13,7 @@ from sde.domain.policy import (
     Canary,
     Decision,
     IngestColumnFacts,
+    EgressBudget,
     ReleaseFileFacts,
     canary_problem,
     make_access_input,
@@ -146,9 +147,19 @@ def egress(**changes: object) -> dict[str, object]:
         "request_id": "rr-1",
         "author": "r-ada",
         "status": "approved",
-        "files": [ReleaseFileFacts("t1.csv", SHA, {"small_numbers": "pass", "dominance": "fail"})],
+        "files": [
+            ReleaseFileFacts(
+                "t1.csv",
+                SHA,
+                {"small_numbers": "pass", "dominance": "fail"},
+                exception=True,
+                rows=3,
+                cells=6,
+            )
+        ],
         "reviews": [("c-1", "approve"), ("c-2", "reject")],
         "project_status": "suspended",
+        "budget": EgressBudget(rows_limit=100, cells_limit=200, rows_used=7, cells_used=9),
     }
     values.update(changes)
     return make_egress_input(**values)  # type: ignore[arg-type]
@@ -156,6 +167,7 @@ def egress(**changes: object) -> dict[str, object]:
 
 def test_egress_input_is_the_documented_document() -> None:
     assert egress() == {
+        "budget": {"rows_limit": 100, "cells_limit": 200, "rows_used": 7, "cells_used": 9},
         "settings": {},
         "request": {
             "id": "rr-1",
@@ -170,6 +182,9 @@ def test_egress_input_is_the_documented_document() -> None:
                         {"name": "dominance", "status": "fail"},
                         {"name": "small_numbers", "status": "pass"},
                     ],
+                    "exception": True,
+                    "rows": 3,
+                    "cells": 6,
                 }
             ],
             "reviews": [
@@ -197,7 +212,18 @@ def test_missing_checksum_and_author_are_null() -> None:
     assert isinstance(request, dict)
     assert request["author"] is None
     assert egress(project_status=None)["request"]["project_status"] is None  # type: ignore[index]
-    assert request["files"] == [{"name": "t1.csv", "sha256": None, "checks": []}]
+    assert request["files"] == [
+        {"name": "t1.csv", "sha256": None, "checks": [], "exception": False}
+    ]
+    assert "budget" not in egress(budget=None)
+
+
+@pytest.mark.parametrize("bad", [-1, True, 1.5, "3"])
+def test_budget_counts_must_be_whole_and_not_negative(bad: object) -> None:
+    with pytest.raises(InputError, match="rows_used"):
+        egress(budget=EgressBudget(rows_limit=1, cells_limit=1, rows_used=bad, cells_used=0))  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="cells"):
+        egress(files=[ReleaseFileFacts("t.csv", SHA, cells=bad)])  # type: ignore[arg-type]
 
 
 def test_egress_input_refuses_malformed_parts() -> None:

@@ -1,0 +1,85 @@
+"""``sde web link / serve``: the output checkers' and researchers' web page."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from pathlib import Path
+
+import click
+
+from sde.cli import home_option, load_home, main
+from sde.errors import InputError
+
+DEFAULT_PORT = 8800
+
+
+@main.group()
+def web() -> None:
+    """The airlock's web page: sign-in links and the server."""
+
+
+@web.command("link")
+@click.option("--person", "person_id", required=True, help="Who the link signs in.")
+@click.option(
+    "--base-url",
+    default=f"http://127.0.0.1:{DEFAULT_PORT}",
+    show_default=True,
+    help="Where the page is served.",
+)
+@click.option(
+    "--minutes",
+    type=click.IntRange(1, 24 * 60),
+    default=15,
+    show_default=True,
+    help="How long the link works (it works once).",
+)
+@home_option
+def link_command(person_id: str, base_url: str, minutes: int, home_dir: Path | None) -> None:
+    """Print a one-time sign-in link for PERSON (works once, for --minutes)."""
+    from sde.services.wiring import control_plane
+    from sde.web.auth import WebAuth
+
+    home = load_home(home_dir)
+    with control_plane(home) as store:
+        store.get_person(person_id)  # NotFound: no link for someone who does not exist
+    if not base_url.startswith(("http://", "https://")):
+        raise InputError("--base-url must start with http:// or https://")
+    token = WebAuth(home.master_key()).link_token(person_id, dt.datetime.now(dt.UTC), minutes)
+    click.echo(f"{base_url.rstrip('/')}/signin?token={token}")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@web.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=DEFAULT_PORT, show_default=True)
+@click.option(
+    "--allow-remote",
+    is_flag=True,
+    help="Allow a non-loopback --host (put TLS in front of it).",
+)
+@home_option
+def serve_command(host: str, port: int, allow_remote: bool, home_dir: Path | None) -> None:
+    """Serve the web page (uvicorn) on HOST:PORT, loopback only unless --allow-remote."""
+    if not is_loopback(host) and not allow_remote:
+        raise InputError(
+            f"refusing to listen on {host}, which is not a loopback address; "
+            "pass --allow-remote to serve other machines (behind TLS)"
+        )
+    import uvicorn
+
+    from sde.web.app import create_app
+
+    home = load_home(home_dir)
+    app = create_app(home)
+    click.echo(f"serving the airlock page on http://{host}:{port}/ (Ctrl-C stops)")
+    # No access log: a sign-in link's token is in its URL.
+    uvicorn.run(app, host=host, port=port, access_log=False, server_header=False)
