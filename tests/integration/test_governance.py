@@ -15,7 +15,7 @@ from alembic import command
 from sde.adapters.rego_embedded import RegoEmbeddedEngine, default_policy_dir
 from sde.adapters.sql import ControlPlane, alembic_config, make_engine, open_control_plane, upgrade
 from sde.domain.projects import ProjectStatus
-from sde.domain.releases import Status, Vote
+from sde.domain.releases import Vote
 from sde.errors import ConfigError, InputError, PolicyDenied, StateError
 from sde.services import governance as governance_module
 from sde.services.access import decide_access
