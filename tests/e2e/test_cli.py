@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -68,6 +69,8 @@ def test_demo_succeeds_and_says_so(tmp_path: Path) -> None:
     )
     assert ran.returncode == 0, ran.stderr[-3000:]
     assert "PermissionException - as it should be" in ran.stdout
+    assert "release check: pass" in ran.stdout  # checked in the notebook before filing
+    assert re.search(r"^rr-[0-9a-f]{12} submitted$", ran.stdout, re.M)
     assert ran.stdout.strip().splitlines()[-3] == "sex,n"
     saved = tmp_path / "demo/lake/projects/diabetes-outcomes/outputs/t2dm_by_sex.csv"
     assert saved.read_text().startswith("sex,n\n")

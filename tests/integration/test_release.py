@@ -354,3 +354,25 @@ def test_blocking_rules_are_the_same_in_python_and_rego() -> None:
     block = re.search(r"blocking_rules := \{(.*?)\}", source, re.S)
     assert block is not None
     assert set(re.findall(r'"([a-z_]+)"', block.group(1))) == BLOCKING
+
+
+def test_stats_metadata_that_hides_small_cells_fails_closed(airlock: ReleaseService) -> None:
+    import pandas as pd
+
+    from sde.workspace import stats
+
+    data = pd.DataFrame({"sex": ["F"] * 30 + ["M"] * 3, "age": ["old"] * 20 + ["young"] * 13})
+    out = stats.crosstab(data, "sex", "age")
+    forged = {**out.to_json(), "rules": {}, "cells": [], "status": "pass"}
+    [check] = airlock.preview(
+        "diabetes",
+        "alice",
+        [OutputFile("x.csv", out.table.to_csv().encode(), kind="crosstab", metadata=forged)],
+    )
+    assert "sdc_metadata" in check.blocking
+    honest = airlock.preview(
+        "diabetes",
+        "alice",
+        [OutputFile("x.csv", out.table.to_csv().encode(), kind="crosstab", metadata=out.to_json())],
+    )
+    assert "sdc_metadata" not in honest[0].blocking

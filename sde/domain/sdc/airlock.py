@@ -173,8 +173,41 @@ def check_output(
         name, "this request", content, kind=kind, metadata=metadata, count_columns=count_columns
     )
     if table is not None:
+        if kind in STATS_KINDS and isinstance(metadata, Mapping):
+            results.extend(_metadata_agrees(table, metadata, appetite))
         results.append(check_differencing(table, earlier, appetite.min_cell_count))
     return results
+
+
+def _metadata_agrees(
+    table: CountTable, metadata: Mapping[str, Any], appetite: RiskAppetite
+) -> list[CheckResult]:
+    """A stats table of counts must not show more small cells than its metadata reports:
+    metadata edited by hand (or from another table) fails closed."""
+    small = sum(
+        1
+        for row in table.counts
+        for value in row
+        if value is not None and 0 < value < appetite.min_cell_count
+    )
+    rules = metadata.get("rules")
+    reported = 0
+    if isinstance(rules, Mapping):
+        try:
+            reported = int(rules.get(Rule.THRESHOLD.value, 0))
+        except (TypeError, ValueError):
+            reported = 0
+    if small > reported:
+        return [
+            CheckResult(
+                "sdc_metadata",
+                CheckStatus.FAIL,
+                f"the table shows {small} count cell(s) below {appetite.min_cell_count} but its "
+                f"metadata reports {reported}: the metadata does not belong to this table",
+                {"shown": small, "reported": reported},
+            )
+        ]
+    return []
 
 
 def cell_grid(
