@@ -23,6 +23,7 @@ The interface follows pandas and ACRO (``crosstab``, ``pivot_table``, ``ols``/``
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -255,7 +256,13 @@ def risk_appetite(home: str | Path | Home | None = None) -> RiskAppetite:
 
 
 def _appetite(appetite: RiskAppetite | None) -> RiskAppetite:
-    return appetite or RiskAppetite()
+    """The appetite given, else the environment's when a workspace session names its home
+    (``SDE_HOME``: the airlock then checks under the same parameters), else the defaults."""
+    if appetite is not None:
+        return appetite
+    if os.environ.get("SDE_HOME"):
+        return risk_appetite()
+    return RiskAppetite()
 
 
 def _keys(keys: Keys | None) -> list[str]:

@@ -327,3 +327,23 @@ def test_file_types_the_airlock_does_not_take_are_refused(
     notes.write_text("not code")
     with pytest.raises(InputError, match=r"notes\.txt: code is attached as"):
         check_release(["by_age.csv"], project=PROJECT, code=notes, home=home, user="alice")
+
+
+def test_stats_in_a_session_use_the_environments_appetite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pandas as pd
+
+    from sde.services.home import init_home
+    from sde.workspace import stats
+
+    home = init_home(tmp_path / "strict")
+    config = home.root / "config.yaml"
+    config.write_text(config.read_text() + "sdc:\n  min_cell_count: 25\n")
+    data = pd.DataFrame({"sex": ["F"] * 20 + ["M"] * 30})
+    monkeypatch.delenv("SDE_HOME", raising=False)
+    assert stats.crosstab(data, "sex", "sex").appetite.min_cell_count == 10
+    monkeypatch.setenv("SDE_HOME", str(home.root))
+    strict = stats.crosstab(data, "sex", "sex")
+    assert strict.appetite.min_cell_count == 25
+    assert strict.status == "fail"  # 20 women is below 25
