@@ -281,7 +281,7 @@ def run_demo(home_dir: Path, say: Callable[[str], None], patients: int = 10_000)
     target = home.egress / safe_req.id
     released = sorted(p.name for p in target.iterdir())
     expect(
-        released == sorted([safe_path.name, "sde-release.json", "results.json"]),
+        released == sorted([safe_path.name, "sde-release.json", "results.json", "checksums"]),
         "the release holds the table, its record and ACRO's results.json",
     )
     n.ok(f"{safe_req.id} released to {target}: {', '.join(released)}")

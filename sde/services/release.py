@@ -944,6 +944,10 @@ class ReleaseService:
             (staging / ACRO_RECORD).write_text(
                 json.dumps(self.acro_record(request_id), indent=2, sort_keys=True) + "\n"
             )
+            # The SACRO viewer checks each file against checksums/<name>.txt.
+            (staging / "checksums").mkdir()
+            for f in files:
+                (staging / "checksums" / f"{f.name}.txt").write_text(f.sha256)
             os.replace(staging, target)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)

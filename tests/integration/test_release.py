@@ -80,7 +80,13 @@ def test_safe_table_released_with_record_and_checksum(home: Home, airlock: Relea
     assert record["reviews"][0]["files"] == {"t.csv": {"decision": "approve", "comment": None}}
     acro = json.loads((target / "results.json").read_text())
     assert set(acro["results"]) == {"t.csv"}
-    assert sorted(p.name for p in target.iterdir()) == ["results.json", "sde-release.json", "t.csv"]
+    assert sorted(p.name for p in target.iterdir()) == [
+        "checksums",
+        "results.json",
+        "sde-release.json",
+        "t.csv",
+    ]
+    assert (target / "checksums" / "t.csv.txt").read_text() == hashlib.sha256(SAFE).hexdigest()
 
 
 def test_release_is_audited_and_chain_verifies(
