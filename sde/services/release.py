@@ -716,6 +716,7 @@ class ReleaseService:
             metadata=f.metadata,
             count_columns=list(f.metadata.get("count_columns") or ()),
             appetite=self._appetite,
+            checks=f.checks,
         )
         text: str | None = None
         if category in ("text", "code"):

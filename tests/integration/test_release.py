@@ -382,3 +382,18 @@ def test_stats_metadata_that_hides_small_cells_fails_closed(airlock: ReleaseServ
         [OutputFile("x.csv", out.table.to_csv().encode(), kind="crosstab", metadata=out.to_json())],
     )
     assert "sdc_metadata" not in honest[0].blocking
+
+
+def test_heatmap_marks_the_cells_differencing_flagged(airlock: ReleaseService) -> None:
+    approved(airlock, b"region,n\nNorth,47\nSouth,120\n")
+    req = airlock.request(
+        "diabetes",
+        "alice",
+        [OutputFile("adults.csv", b"region,n\nNorth,45\nSouth,120\n")],
+        title="a",
+    )
+    [file] = airlock.view(req.id, "carol").files
+    assert file.grid is not None
+    assert file.grid[1][1].rules == ("differencing",)
+    assert file.grid[1][1].status == "fail"
+    assert file.grid[2][1].rules == ()

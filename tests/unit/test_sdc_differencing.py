@@ -123,6 +123,7 @@ def test_a_small_difference_in_a_shared_cell_fails() -> None:
             "source": "r1",
             "flagged_cells": 1,
             "positions": [{"row": "N", "column": "n"}],
+            "grid": [],  # a table built by hand has no CSV positions
             "totals": True,
         }
     ]
@@ -230,3 +231,16 @@ def test_count_tables_from_real_stats_outputs() -> None:
     assert crosstab.row_labels[0] == "E / F"
     assert crosstab.column_labels == ("F", "M", "All")
     assert crosstab.total() == 300
+
+
+def test_flagged_cells_carry_their_csv_position() -> None:
+    earlier = count_table(
+        "a.csv", "r1", b"region,n\nE,50\nN,47\n", kind="table", metadata=None, count_columns=()
+    )
+    new = count_table(
+        "b.csv", "r2", b"region,n\nE,50\nN,45\n", kind="table", metadata=None, count_columns=()
+    )
+    assert earlier is not None
+    assert new is not None
+    result = check_differencing(new, [earlier], threshold=10)
+    assert result.details["findings"][0]["grid"] == [[2, 1]]  # type: ignore[index]

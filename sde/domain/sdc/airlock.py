@@ -217,9 +217,11 @@ def cell_grid(
     metadata: Mapping[str, Any] | None,
     count_columns: Sequence[str],
     appetite: RiskAppetite,
+    checks: Sequence[Mapping[str, Any]] = (),
 ) -> list[list[Cell]] | None:
     """A CSV table as rows of (text, rules fired, status), header rows included, for the
-    checker's heatmap. None when the file is not a readable table."""
+    checker's heatmap; cells the ``differencing`` check flagged (in ``checks``, as stored)
+    are marked too. None when the file is not a readable table."""
     if kind_category(kind) != "table":
         return None
     rows = _csv_rows(content)
@@ -258,6 +260,19 @@ def cell_grid(
                     rules.setdefault((r, c), []).append(Rule.ZERO.value)
                 elif 0 < value < appetite.min_cell_count:
                     rules.setdefault((r, c), []).append(Rule.THRESHOLD.value)
+    for check in checks:
+        if check.get("name") != "differencing":
+            continue
+        details = check.get("details")
+        findings = details.get("findings") if isinstance(details, Mapping) else None
+        for finding in findings or ():
+            for position in finding.get("grid") or () if isinstance(finding, Mapping) else ():
+                try:
+                    r, c = int(position[0]), int(position[1])
+                except (TypeError, ValueError, IndexError):
+                    continue
+                if "differencing" not in rules.get((r, c), []):
+                    rules.setdefault((r, c), []).append("differencing")
     grid: list[list[Cell]] = []
     for r, row in enumerate(rows):
         line: list[Cell] = []

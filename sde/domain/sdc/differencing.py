@@ -40,6 +40,15 @@ class CountTable:
     row_labels: tuple[str, ...]
     column_labels: tuple[str, ...]
     counts: Counts
+    # Where each row and column sits in the CSV file (header rows counted), for marking
+    # flagged cells on the checker's heatmap; empty when not known.
+    grid_rows: tuple[int, ...] = ()
+    grid_columns: tuple[int, ...] = ()
+
+    def grid_position(self, row: int, column: int) -> tuple[int, int] | None:
+        if row < len(self.grid_rows) and column < len(self.grid_columns):
+            return self.grid_rows[row], self.grid_columns[column]
+        return None
 
     def __post_init__(self) -> None:
         if len(self.counts) != len(self.row_labels) or any(
@@ -153,6 +162,8 @@ def _stats_table(
         row_labels,
         tuple(label for _, label in columns),
         tuple(tuple(_number(r[c]) for c, _ in columns) for r in body),
+        tuple(header_rows + i for i in range(len(body))),
+        tuple(c for c, _ in columns),
     )
 
 
@@ -169,7 +180,7 @@ def _histogram(
         tuple(f"[{r[s].strip()}, {r[e].strip()})" for r in body),
         ("count",),
         tuple((_number(r[n]),) for r in body),
-    )
+    )  # no grid positions: the caller's header rows are not known here
 
 
 def _plain_table(
@@ -192,6 +203,8 @@ def _plain_table(
         ),
         tuple(header[j].strip() for j in index),
         tuple(tuple(_number(r[j]) for j in index) for r in body),
+        tuple(1 + i for i in range(len(body))),
+        tuple(index),
     )
 
 
@@ -281,6 +294,7 @@ def check_differencing(
                     {"row": new.row_labels[r], "column": new.column_labels[c]}
                     for r, c in flagged[:_SHOWN_POSITIONS]
                 ],
+                "grid": [list(p) for r, c in flagged if (p := new.grid_position(r, c)) is not None],
                 "totals": totals,
             }
         )
