@@ -26,7 +26,7 @@ def board() -> None:
 @home_option
 def conflict(project_id: str, person_id: str, interest: str, home_dir: Path | None) -> None:
     """Board member PERSON declares a conflict of interest on ID: their vote won't count."""
-    with _governance(home_dir) as (_plane, governance):
+    with _governance(home_dir, person_id) as (_plane, governance):
         governance.declare_conflict(project_id, person_id, interest)
     click.echo(f"{person_id} declared a conflict on {project_id}; their vote will not count")
 
@@ -39,17 +39,20 @@ def conflict(project_id: str, person_id: str, interest: str, home_dir: Path | No
 @home_option
 def vote(project_id: str, decision: str, voter: str, reason: str, home_dir: Path | None) -> None:
     """Vote on an application once its comment period is over."""
-    with _governance(home_dir) as (_plane, governance):
+    with _governance(home_dir, voter) as (_plane, governance):
         governance.vote(project_id, voter, decision, reason)
     click.echo(f"{voter} voted to {decision} {project_id}")
 
 
 @board.command("show")
 @click.argument("project_id", metavar="ID")
+@actor_option
 @home_option
-def show(project_id: str, home_dir: Path | None) -> None:
-    """Votes (and whether each counts), conflicts, comments, and the policy's answer now."""
-    with _governance(home_dir) as (_plane, governance):
+def show(project_id: str, actor: str, home_dir: Path | None) -> None:
+    """Votes (and whether each counts), conflicts, comments, and the policy's answer now.
+
+    The policy's decision is recorded in the audit log as asked by --actor."""
+    with _governance(home_dir, actor) as (_plane, governance):
         view = governance.board(project_id)
     p = view.project
     click.echo(f"project:                  {p.id} ({p.status.value})")
@@ -81,7 +84,7 @@ def show(project_id: str, home_dir: Path | None) -> None:
 @home_option
 def decide(project_id: str, decided_by: str, home_dir: Path | None) -> None:
     """Record the board's approval, if the sde.project policy allows it."""
-    with _governance(home_dir) as (_plane, governance):
+    with _governance(home_dir, decided_by) as (_plane, governance):
         approved = governance.decide(project_id, decided_by)
     click.echo(f"approved project {approved.id} (by {approved.approved_by})")
 
@@ -97,7 +100,7 @@ def reject(
     project_id: str, decided_by: str, reasons: tuple[str, ...], home_dir: Path | None
 ) -> None:
     """Record the board's rejection of an application, with its reasons (kept)."""
-    with _governance(home_dir) as (_plane, governance):
+    with _governance(home_dir, decided_by) as (_plane, governance):
         governance.reject(project_id, decided_by, list(reasons))
     click.echo(f"rejected project {project_id}")
 
@@ -115,7 +118,7 @@ def org() -> None:
 @home_option
 def ban(organisation: str, until: datetime, reason: str, actor: str, home_dir: Path | None) -> None:
     """Ban an organisation: its people are refused everywhere, it sponsors no project."""
-    with _governance(home_dir) as (_plane, governance):
+    with _governance(home_dir, actor) as (_plane, governance):
         done = governance.ban_organisation(actor, organisation, until=until.date(), reason=reason)
     click.echo(f"banned {done.organisation} until {_text(done.banned_until)}")
 
@@ -126,7 +129,7 @@ def ban(organisation: str, until: datetime, reason: str, actor: str, home_dir: P
 @home_option
 def unban(organisation: str, actor: str, home_dir: Path | None) -> None:
     """Lift an organisation's ban."""
-    with _governance(home_dir) as (_plane, governance):
+    with _governance(home_dir, actor) as (_plane, governance):
         governance.lift_organisation_ban(actor, organisation)
     click.echo(f"lifted the ban on {organisation}")
 

@@ -9,7 +9,7 @@ from typing import IO, Any
 
 import click
 
-from sde.cli import home_option, main
+from sde.cli import main
 from sde.deid.known import Known  # light: Presidio is imported by the commands only
 from sde.errors import InputError
 
@@ -21,7 +21,6 @@ def deid() -> None:
 
 def _options(func: Any) -> Any:
     # Applied innermost first: the help lists them in the reverse of this order.
-    func = home_option(func)
     func = click.option(
         "--entities", default=None, help="Comma-separated labels to find (default: all)."
     )(func)
@@ -62,7 +61,6 @@ def detect(
     processes: int,
     nlp: str,
     entities: str | None,
-    home_dir: Path | None,
 ) -> None:
     """Write the identifiers found in each note: {"id", "spans": [{start, end, label, score}]}."""
     count = _run(in_path, out_path, processes, nlp, entities, redacting=False)
@@ -77,7 +75,6 @@ def redact(
     processes: int,
     nlp: str,
     entities: str | None,
-    home_dir: Path | None,
 ) -> None:
     """Write each note with typed placeholders: {"id", "text"}."""
     count = _run(in_path, out_path, processes, nlp, entities, redacting=True)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import click
 
 from sde.cli import home_option, load_home, main
+from sde.cli.people import actor_option
 from sde.errors import InputError
 from sde.services.ports import AuditSink
 
@@ -21,14 +22,15 @@ if TYPE_CHECKING:
 
 
 @contextmanager
-def _governed(home: Home) -> Iterator[tuple[AuditSink, PolicyEngine]]:
+def _governed(home: Home, actor: str) -> Iterator[tuple[AuditSink, PolicyEngine]]:
     """The control plane's audit log, and the policy engine that records every decision
-    in it (the ``sde.ingest`` policy decides each spec before any row is read)."""
+    in it as asked by ``actor`` (the ``sde.ingest`` policy decides each spec before any row
+    is read)."""
     # Imported here: SQLAlchemy and the policy engine load only when a command runs.
     from sde.services.wiring import control_plane, policy_engine
 
     with control_plane(home) as plane:
-        yield plane.audit, policy_engine(home, audit=plane.audit)
+        yield plane.audit, policy_engine(home, audit=plane.audit, actor=actor)
 
 
 def _references(values: tuple[str, ...]) -> dict[str, Path]:
@@ -67,6 +69,7 @@ def _references(values: tuple[str, ...]) -> dict[str, Path]:
     default=None,
     help="Progress bar on stderr (default: when stderr is a terminal).",
 )
+@actor_option
 @home_option
 def ingest(
     args: tuple[str, ...],
@@ -74,6 +77,7 @@ def ingest(
     spec_file: Path | None,
     references: tuple[str, ...],
     progress: bool | None,
+    actor: str,
     home_dir: Path | None,
 ) -> None:
     """Ingest provider files for a dataset (a shipped spec name, or --spec FILE).
@@ -98,8 +102,10 @@ def ingest(
         names = [n for n in service.shipped_datasets() if (home.sources / f"{n}.csv").is_file()]
         if not names:
             raise InputError(f"no provider files named <dataset>.csv in {home.sources}")
-        with _governed(home) as (audit, engine):
-            results = service.ingest_all(home, audit=audit, progress=show_progress, engine=engine)
+        with _governed(home, actor) as (audit, engine):
+            results = service.ingest_all(
+                home, audit=audit, actor=actor, progress=show_progress, engine=engine
+            )
         for result in results:
             click.echo(_summary(result))
         return
@@ -115,13 +121,14 @@ def ingest(
     if not files:
         raise InputError(f"name at least one FILE to ingest for dataset {spec.name}")
     refs = _references(references)
-    with _governed(home) as (audit, engine):
+    with _governed(home, actor) as (audit, engine):
         for file in files:
             result = service.ingest_file(
                 home,
                 spec,
                 Path(file),
                 audit=audit,
+                actor=actor,
                 progress=show_progress,
                 references=refs,
                 engine=engine,

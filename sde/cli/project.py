@@ -44,8 +44,11 @@ def _control_plane(home_dir: Path | None) -> Iterator[ControlPlane]:
 
 
 @contextmanager
-def _governance(home_dir: Path | None) -> Iterator[tuple[ControlPlane, GovernanceService]]:
-    """The control plane and the governance service (with the home's policy engine)."""
+def _governance(
+    home_dir: Path | None, actor: str = "system"
+) -> Iterator[tuple[ControlPlane, GovernanceService]]:
+    """The control plane and the governance service (with the home's policy engine), every
+    ``sde.project`` decision recorded in the audit chain as asked by ``actor``."""
     from sde.adapters.sql import open_control_plane
     from sde.services.governance import GovernanceService, GovernanceSettings
     from sde.services.wiring import policy_engine
@@ -53,8 +56,7 @@ def _governance(home_dir: Path | None) -> Iterator[tuple[ControlPlane, Governanc
     home = load_home(home_dir)
     settings = GovernanceSettings.from_mapping(home.settings.extra)
     with open_control_plane(home.database_url) as plane:
-        # Every sde.project decision is recorded in the audit chain.
-        engine = policy_engine(home, audit=plane.audit)
+        engine = policy_engine(home, audit=plane.audit, actor=actor)
         yield plane, GovernanceService(plane, engine, settings)
 
 
@@ -107,7 +109,7 @@ def apply(file: Path, actor: str, home_dir: Path | None) -> None:
 @home_option
 def publish(project_id: str, actor: str, home_dir: Path | None) -> None:
     """Publish a draft application for public comment (comment_period_days, default 28)."""
-    with _governance(home_dir) as (_plane, governance):
+    with _governance(home_dir, actor) as (_plane, governance):
         published = governance.publish(actor, project_id)
     assert published.comment_period_ends is not None
     click.echo(
@@ -162,7 +164,7 @@ def _kill_switch_report(project_id: str, frozen: list[str], failed: list[str]) -
 @home_option
 def suspend(project_id: str, reason: str, actor: str, home_dir: Path | None) -> None:
     """The kill switch: suspend a project now (workspaces, releases, extract refreshes)."""
-    with _governance(home_dir) as (_plane, governance):
+    with _governance(home_dir, actor) as (_plane, governance):
         result = governance.suspend(actor, project_id, reason)
     click.echo(f"suspended project {project_id}")
     _kill_switch_report(project_id, result.frozen_requests, result.failed_hooks)
@@ -175,7 +177,7 @@ def suspend(project_id: str, reason: str, actor: str, home_dir: Path | None) -> 
 @home_option
 def resume(project_id: str, reason: str, actor: str, home_dir: Path | None) -> None:
     """Lift a suspension: the project is approved again."""
-    with _governance(home_dir) as (_plane, governance):
+    with _governance(home_dir, actor) as (_plane, governance):
         governance.resume(actor, project_id, reason)
     click.echo(f"resumed project {project_id}")
 
@@ -187,7 +189,7 @@ def resume(project_id: str, reason: str, actor: str, home_dir: Path | None) -> N
 @home_option
 def close(project_id: str, reason: str, actor: str, home_dir: Path | None) -> None:
     """Close a project for good."""
-    with _governance(home_dir) as (_plane, governance):
+    with _governance(home_dir, actor) as (_plane, governance):
         result = governance.close(actor, project_id, reason)
     click.echo(f"closed project {project_id}")
     _kill_switch_report(project_id, result.frozen_requests, result.failed_hooks)
@@ -303,7 +305,7 @@ def add_member(
 def approve(project_id: str, approved_by: str, home_dir: Path | None) -> None:
     """Record the board's approval, if the sde.project policy allows it (same as
     `sde board decide`). PERSON is a board member or operator, not a member."""
-    with _governance(home_dir) as (plane, governance):
+    with _governance(home_dir, approved_by) as (plane, governance):
         approved = ProjectService(plane, governance=governance).approve(project_id, approved_by)
     click.echo(f"approved project {approved.id} (by {approved.approved_by})")
 
@@ -481,7 +483,7 @@ def list_people(home_dir: Path | None) -> None:
 @home_option
 def board_kind(person_id: str, kind: str, actor: str, home_dir: Path | None) -> None:
     """Record what board member ID brings to the quorum."""
-    with _governance(home_dir) as (_plane, governance):
+    with _governance(home_dir, actor) as (_plane, governance):
         governance.set_board_kind(actor, person_id, kind)
     click.echo(f"{person_id} is a {kind} board member")
 
@@ -494,7 +496,7 @@ def board_kind(person_id: str, kind: str, actor: str, home_dir: Path | None) -> 
 @home_option
 def ban(person_id: str, until: datetime, reason: str, actor: str, home_dir: Path | None) -> None:
     """Ban a person through a date: every workspace, extract and release refuses them."""
-    with _governance(home_dir) as (_plane, governance):
+    with _governance(home_dir, actor) as (_plane, governance):
         banned = governance.ban_person(actor, person_id, until=until.date(), reason=reason)
     click.echo(f"banned {banned.id} until {_text(banned.banned_until)}")
 
@@ -505,6 +507,6 @@ def ban(person_id: str, until: datetime, reason: str, actor: str, home_dir: Path
 @home_option
 def unban(person_id: str, actor: str, home_dir: Path | None) -> None:
     """Lift a person's ban."""
-    with _governance(home_dir) as (_plane, governance):
+    with _governance(home_dir, actor) as (_plane, governance):
         governance.lift_person_ban(actor, person_id)
     click.echo(f"lifted the ban on {person_id}")

@@ -108,6 +108,19 @@ def test_unknown_entity_and_missing_model_are_refused(tmp_path: Path) -> None:
     assert not out.exists()
 
 
+@pytest.mark.parametrize("command", ["detect", "redact"])
+def test_home_is_not_an_option(tmp_path: Path, command: str) -> None:
+    # deid needs no state directory, so it takes no --home (a usage error, before any work).
+    src = write(tmp_path / "notes.jsonl", [json.dumps(NOTES[2])])
+    out = tmp_path / "out.jsonl"
+    code, output = run(
+        "deid", command, "--in", str(src), "--out", str(out), "--home", str(tmp_path / "h")
+    )
+    assert code == 2
+    assert "No such option '--home'" in output
+    assert not out.exists()
+
+
 def test_importing_the_cli_does_not_import_presidio() -> None:
     import subprocess
     import sys

@@ -105,7 +105,7 @@ def test_board_decides_and_the_kill_switch_works(tmp_path: Path) -> None:
             home, "board", "vote", "diabetes-1", "approve", "--by", f"b-{kind}", "--reason", "ok"
         )
         assert out.strip() == f"b-{kind} voted to approve diabetes-1"
-    shown = ok(home, "board", "show", "diabetes-1")
+    shown = ok(home, "board", "show", "diabetes-1", "--actor", "b-clinical")
     assert "b-lay (lay): approve -- does not count: declared" in shown
     assert "b-clinical (clinical): approve -- counts" in shown
     assert "  - no lay (patient or public) member cast a counted vote" in shown
@@ -127,7 +127,9 @@ def test_board_decides_and_the_kill_switch_works(tmp_path: Path) -> None:
         "olu",
     )
     ok(home, "board", "vote", "diabetes-1", "approve", "--by", "lay-2", "--reason", "good")
-    assert "policy sde.project: the board may approve" in ok(home, "board", "show", "diabetes-1")
+    assert "policy sde.project: the board may approve" in ok(
+        home, "board", "show", "diabetes-1", "--actor", "lay-2"
+    )
     out = ok(home, "project", "approve", "diabetes-1", "--by", "olu")
     assert out.strip() == "approved project diabetes-1 (by olu)"
     shown = ok(home, "project", "show", "diabetes-1")
@@ -149,6 +151,13 @@ def test_board_decides_and_the_kill_switch_works(tmp_path: Path) -> None:
     decisions = [e for e in events if e.action == "policy.decision"]
     # board show (twice), the refused and the allowed decision: each policy decision recorded
     assert [e.details["package"] for e in decisions] == ["sde.project"] * 4
+    # ... as asked by the person who asked (--actor for show, --by for decide/approve)
+    assert [(e.actor, e.details["allow"]) for e in decisions] == [
+        ("b-clinical", False),
+        ("olu", False),
+        ("lay-2", True),
+        ("olu", True),
+    ]
     actions = [e.action for e in events if e.action != "policy.decision"]
     assert actions[-10:] == [
         "board.conflict_declared",

@@ -8,9 +8,10 @@ import pytest
 from click.testing import CliRunner
 
 from sde.adapters import delta
+from sde.adapters.sql import open_control_plane
 from sde.cli import main
 from sde.services import ingest
-from sde.services.home import init_home
+from sde.services.home import init_home, open_home
 from tests.integration.ingest_fixtures import Sources, make_sources
 
 pytestmark = [pytest.mark.delta, pytest.mark.presidio, pytest.mark.sql]
@@ -61,6 +62,28 @@ def test_ingest_all(home_dir: tuple[Path, Sources]) -> None:
     code, log, _ = run("audit", "log", "--home", str(root))
     assert code == 0
     assert log.count(" ingest ") >= len(ingest.shipped_datasets())
+
+
+def test_ingest_records_the_actor(home_dir: tuple[Path, Sources]) -> None:
+    root, sources = home_dir
+    code, _, err = run(
+        "ingest",
+        "--home",
+        str(root),
+        "--no-progress",
+        "--actor",
+        "olu",
+        "deaths",
+        str(sources.path("deaths")),
+    )
+    assert code == 0, err
+    with open_control_plane(open_home(root).database_url) as plane:
+        events = plane.audit.events()
+    # The sde.ingest policy decision and the ingest itself, both as asked by --actor.
+    assert [(e.actor, e.action, e.subject) for e in events] == [
+        ("olu", "policy.decision", "policy:sde.ingest"),
+        ("olu", "ingest", "deaths"),
+    ]
 
 
 def test_custom_spec(home_dir: tuple[Path, Sources], tmp_path: Path) -> None:
