@@ -54,17 +54,29 @@ def _user(user: str | None) -> str:
     return user or os.environ.get("SDE_USER") or getpass.getuser()
 
 
+def _project(project: str | None) -> str:
+    chosen = project or os.environ.get("SDE_PROJECT")
+    if not chosen:
+        raise InputError(
+            "which project? give connect(project) or set SDE_PROJECT (a workspace session "
+            "sets it for you)"
+        )
+    return chosen
+
+
 def connect(
-    project: str,
+    project: str | None = None,
     *,
     home: str | Path | Home | None = None,
     user: str | None = None,
     memory_limit: str = "2GB",
     threads: int = 2,
 ) -> duckdb.DuckDBPyConnection:
-    """A locked-down DuckDB connection over ``project``'s extract, if policy allows."""
+    """A locked-down DuckDB connection over ``project``'s extract (``SDE_PROJECT`` when not
+    given), if policy allows."""
     the_home = _home(home)
     person = _user(user)
+    project = _project(project)
     with control_plane(the_home) as store:
         decide_access(
             store,
@@ -81,17 +93,22 @@ def connect(
     return locked_connection(tables, versions=versions, memory_limit=memory_limit, threads=threads)
 
 
-def outputs_dir(project: str, *, home: str | Path | Home | None = None) -> Path:
+def outputs_dir(project: str | None = None, *, home: str | Path | Home | None = None) -> Path:
     """The project's outputs folder: where tables wait to be asked for release."""
-    path = _home(home).project_dir(project) / "outputs"
+    path = _home(home).project_dir(_project(project)) / "outputs"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def save_output(
-    table: pd.DataFrame, name: str, *, project: str, home: str | Path | Home | None = None
+    table: pd.DataFrame,
+    name: str,
+    *,
+    project: str | None = None,
+    home: str | Path | Home | None = None,
 ) -> Path:
     """Write a table as CSV to the project's outputs folder, ready for a release request."""
+    project = _project(project)
     if not _OUTPUT_NAME.match(name):
         raise InputError("output names are plain file names ending in .csv")
     path = outputs_dir(project, home=home) / name

@@ -105,3 +105,38 @@ def test_save_output_writes_csv_to_outputs(home: Home) -> None:
     assert path.read_text() == "sex,n\nF,12\n"
     with pytest.raises(InputError):
         workspace.save_output(pd.DataFrame(), "../t.csv", project="diabetes", home=home)
+
+
+def test_a_session_connects_with_no_arguments(home: Home, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SDE_PROJECT", raising=False)
+    monkeypatch.setenv("SDE_HOME", str(home.root))
+    monkeypatch.setenv("SDE_USER", "alice")
+    with pytest.raises(InputError, match="SDE_PROJECT"):
+        workspace.connect()
+    monkeypatch.setenv("SDE_PROJECT", "diabetes")
+    con = workspace.connect()
+    assert con.sql("select count(*) from patients").fetchall() == [(3,)]
+    saved = workspace.save_output(pd.DataFrame({"sex": ["F"], "n": [20]}), "t.csv")
+    assert saved.parent == home.project_dir("diabetes") / "outputs"
+
+
+def test_workspace_choices_show_each_project_with_the_policys_answer(home: Home) -> None:
+    from sde.services.workspaces import require_workspace, workspace_choices
+
+    today = dt.datetime.now(dt.UTC).date()
+    with control_plane(home) as store:
+        engine = policy_engine(home)
+        [choice] = workspace_choices(store, engine, person_id="alice", today=today)
+        assert (choice.project_id, choice.allowed, choice.reasons) == ("diabetes", True, ())
+        assert workspace_choices(store, engine, person_id="mallory", today=today) == []
+        require_workspace(store, engine, person_id="alice", project_id="diabetes", today=today)
+        with pytest.raises(PolicyDenied, match="member"):
+            require_workspace(
+                store, engine, person_id="mallory", project_id="diabetes", today=today
+            )
+        store.set_project_status(
+            "diabetes", ProjectStatus.SUSPENDED, audit=AuditEntry("olu", "project.suspend", "p")
+        )
+        [suspended] = workspace_choices(store, engine, person_id="alice", today=today)
+        assert not suspended.allowed
+        assert any("suspended" in r for r in suspended.reasons)
