@@ -77,3 +77,16 @@ fi
 
 # --- Chromium (only when asked: the browser tests drive Debian's chromium) -----------
 bash "$root/scripts/setup_chromium.sh"
+
+# --- configurable-http-proxy (only when asked: JupyterHub needs it; from npm, locked) --
+if [ "${SDE_SETUP_HUB:-0}" = "1" ]; then
+    node_stamp=".build/node/.sde-lock-$(sha256sum scripts/node/package-lock.json | cut -c1-16)"
+    if [ ! -f "$node_stamp" ] || [ ! -x .build/node/node_modules/.bin/configurable-http-proxy ]; then
+        command -v npm >/dev/null || { say "needs npm for configurable-http-proxy"; exit 1; }
+        say "installing configurable-http-proxy from npm (locked)"
+        rm -rf .build/node && mkdir -p .build/node
+        cp scripts/node/package.json scripts/node/package-lock.json .build/node/
+        (cd .build/node && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+        touch "$node_stamp"
+    fi
+fi
