@@ -75,3 +75,45 @@ def approve_through_board(
     for person_id, _ in BOARD:
         governance.vote(project_id, person_id, "approve", "sound and in the public interest")
     return governance.decide(project_id, decided_by)
+
+
+def airlock_project(
+    plane: ControlPlane,
+    engine: PolicyEngine,
+    *,
+    alice_checks: bool = False,
+    extra_researchers: Sequence[str] = (),
+) -> None:
+    """The airlock's cast: olu (operator), bea (board), alice (researcher on the approved
+    project ``diabetes``; also an output checker with ``alice_checks``), mallory (a
+    researcher outside it), carol and dev (output checkers)."""
+    people = ProjectService(plane)
+    people.add_person("olu", "olu", roles=["operator"], organisation="NHS")
+    people.add_person("olu", "bea", roles=["board_member"], organisation="Lay")
+    alice_roles = ["researcher", "output_checker"] if alice_checks else ["researcher"]
+    people.add_person("olu", "alice", roles=alice_roles, organisation="Uni")
+    for researcher in ("mallory", *extra_researchers):
+        people.add_person("olu", researcher, roles=["researcher"], organisation="Uni")
+    for checker in ("carol", "dev"):
+        people.add_person("olu", checker, roles=["output_checker"], organisation="NHS")
+    people.create_project("olu", application("diabetes", {"patients": ["sex"]}, sponsor="Uni"))
+    people.add_member("olu", "diabetes", "alice")
+    approve_through_board(plane, engine, "diabetes", decided_by="bea")
+
+
+def tiny_png() -> bytes:
+    """A valid 1 x 1 grey PNG."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00\x80"))
+        + chunk(b"IEND", b"")
+    )

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from sde.deid.spans import words
+from sde.deid.spans import LABELS, words
 
 if TYPE_CHECKING:
     from sde.deid import Deidentifier
@@ -22,17 +22,7 @@ if TYPE_CHECKING:
 # What an output must not hold. Left out: DATE (study periods and event dates are normal
 # in a report; a date of birth is still found, and full dates in tables are the
 # ``dates_of_birth`` rule's) and URL (references and links in a report are normal).
-ENTITIES: tuple[str, ...] = (
-    "PERSON",
-    "NHS_NUMBER",
-    "DATE_OF_BIRTH",
-    "PHONE",
-    "EMAIL",
-    "UK_POSTCODE",
-    "ADDRESS",
-    "UK_NINO",
-    "HOSPITAL_NUMBER",
-)
+ENTITIES: tuple[str, ...] = tuple(label for label in LABELS if label not in ("DATE", "URL"))
 
 # A "name" that is a code symbol (one word: snake_case, dotted, with digits) is not a person.
 _CODE_SYMBOL = re.compile(r"\S*(?:_|\d|\.\S)\S*")

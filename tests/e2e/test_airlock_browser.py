@@ -13,13 +13,12 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from sde.services.home import Home, init_home
-from sde.services.projects import ProjectService
 from sde.services.release import OutputFile
 from sde.services.wiring import control_plane, policy_engine, release_service
 from sde.web.app import create_app
 from sde.web.auth import WebAuth
 from tests.browser import chromium, serve
-from tests.factories import application, approve_through_board
+from tests.factories import airlock_project
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.sql, pytest.mark.policy]
 
@@ -33,17 +32,7 @@ CODE = b"import pandas as pd\nprint(pd.read_csv('cohort.csv').groupby('age_band'
 def home(tmp_path_factory: pytest.TempPathFactory) -> Home:
     home = init_home(tmp_path_factory.mktemp("browser") / "h")
     with control_plane(home) as plane:
-        people = ProjectService(plane)
-        people.add_person("olu", "olu", roles=["operator"], organisation="NHS")
-        people.add_person("olu", "bea", roles=["board_member"], organisation="Lay")
-        people.add_person(
-            "olu", "alice", roles=["researcher", "output_checker"], organisation="Uni"
-        )
-        for checker in ("carol", "dev"):
-            people.add_person("olu", checker, roles=["output_checker"], organisation="NHS")
-        people.create_project("olu", application("diabetes", {"patients": ["sex"]}, sponsor="Uni"))
-        people.add_member("olu", "diabetes", "alice")
-        approve_through_board(plane, policy_engine(home), "diabetes", decided_by="bea")
+        airlock_project(plane, policy_engine(home), alice_checks=True)
     return home
 
 

@@ -13,10 +13,9 @@ from sde.adapters.sql import ControlPlane
 from sde.domain.releases import Status, Vote
 from sde.errors import InputError, PolicyDenied, StateError
 from sde.services.home import Home, init_home
-from sde.services.projects import ProjectService
 from sde.services.release import EgressLimits, FileDecision, OutputFile, ReleaseService
 from sde.services.wiring import control_plane, policy_engine, release_service
-from tests.factories import application, approve_through_board
+from tests.factories import airlock_project
 
 pytestmark = [pytest.mark.sql, pytest.mark.policy]
 
@@ -32,20 +31,7 @@ def home(tmp_path: Path) -> Home:
 @pytest.fixture
 def store(home: Home) -> Iterator[ControlPlane]:
     with control_plane(home) as plane:
-        projects = ProjectService(plane)
-        projects.add_person("olu", "olu", roles=["operator"], organisation="NHS")
-        projects.add_person("olu", "bea", roles=["board_member"], organisation="Lay")
-        projects.add_person(
-            "olu", "alice", roles=["researcher", "output_checker"], organisation="Uni"
-        )
-        projects.add_person("olu", "mallory", roles=["researcher"], organisation="Uni")
-        for checker in ("carol", "dev"):
-            projects.add_person("olu", checker, roles=["output_checker"], organisation="NHS")
-        projects.create_project(
-            "olu", application("diabetes", {"patients": ["sex"]}, sponsor="Uni")
-        )
-        projects.add_member("olu", "diabetes", "alice")
-        approve_through_board(plane, policy_engine(home), "diabetes", decided_by="bea")
+        airlock_project(plane, policy_engine(home), alice_checks=True)
         yield plane
 
 

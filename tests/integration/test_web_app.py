@@ -6,8 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-import struct
-import zlib
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -19,7 +17,6 @@ from click.testing import CliRunner
 import sde.cli.web  # noqa: F401  (registers ``sde web`` on ``main``)
 from sde.cli import main
 from sde.services.home import Home, init_home
-from sde.services.projects import ProjectService
 from sde.services.release_views import (
     CellView,
     FileDecisionView,
@@ -32,7 +29,7 @@ from sde.services.wiring import control_plane, policy_engine, release_service
 from sde.web.app import CSP, SESSION_COOKIE, Viewer, create_app, parse_review_form, templates
 from sde.web.auth import WebAuth
 from tests.browser import serve
-from tests.factories import application, approve_through_board
+from tests.factories import airlock_project, tiny_png
 
 pytestmark = [pytest.mark.sql, pytest.mark.policy]
 
@@ -43,17 +40,7 @@ NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
 def home(tmp_path_factory: pytest.TempPathFactory) -> Home:
     home = init_home(tmp_path_factory.mktemp("web") / "h")
     with control_plane(home) as plane:
-        people = ProjectService(plane)
-        people.add_person("olu", "olu", roles=["operator"], organisation="NHS")
-        people.add_person("olu", "alice", roles=["researcher"], organisation="Uni")
-        people.add_person("olu", "carol", roles=["output_checker"], organisation="NHS")
-        people.add_person("olu", "mallory", roles=["researcher"], organisation="Uni")
-        people.add_person("olu", "eve", roles=["researcher"], organisation="Uni")
-        people.add_person("olu", "bea", roles=["board_member"], organisation="Lay")
-        people.add_person("olu", "dev", roles=["output_checker"], organisation="NHS")
-        people.create_project("olu", application("diabetes", {"patients": ["sex"]}, sponsor="Uni"))
-        people.add_member("olu", "diabetes", "alice")
-        approve_through_board(plane, policy_engine(home), "diabetes", decided_by="bea")
+        airlock_project(plane, policy_engine(home), extra_researchers=["eve"])
     return home
 
 
@@ -593,22 +580,6 @@ SVG = (
 )
 
 
-def png() -> bytes:
-    """A valid 1x1 PNG."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00"))
-        + chunk(b"IEND", b"")
-    )
-
-
 def file_request(home: Home) -> str:
     """alice files a table with a small cell (and an exception), a PNG and an SVG figure."""
     from sde.services.release import OutputFile
@@ -626,7 +597,7 @@ def file_request(home: Home) -> str:
                     count_columns=("n",),
                     exception=JUSTIFICATION,
                 ),
-                OutputFile("plot.png", png(), kind="figure", metadata={"table": "by_age.csv"}),
+                OutputFile("plot.png", tiny_png(), kind="figure", metadata={"table": "by_age.csv"}),
                 OutputFile("plot.svg", SVG, kind="figure", metadata={"table": "by_age.csv"}),
             ],
             title="Patients by age band",
@@ -688,7 +659,7 @@ def test_figures_are_served_inline_and_sandboxed(
     sign_in(client, home, "carol")
     image = client.get(f"/requests/{filed}/files/plot.png")
     assert image.status_code == 200
-    assert image.content == png()
+    assert image.content == tiny_png()
     assert image.headers["content-type"] == "image/png"
     assert image.headers["content-disposition"].startswith("inline")
     svg = client.get(f"/requests/{filed}/files/plot.svg")

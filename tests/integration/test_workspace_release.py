@@ -4,8 +4,6 @@ embedded policy engine; and a filed request written as ACRO's results.json."""
 from __future__ import annotations
 
 import json
-import struct
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,31 +17,14 @@ from sde.domain.releases import Status
 from sde.domain.sdc.acro import acro_results
 from sde.errors import InputError
 from sde.services.home import Home, init_home
-from sde.services.projects import ProjectService
 from sde.services.wiring import control_plane, policy_engine, release_service
 from sde.workspace import outputs_dir, save_output
 from sde.workspace.release import ReleaseCheck, check_release, request_release
-from tests.factories import application, approve_through_board
+from tests.factories import airlock_project, tiny_png
 
 pytestmark = [pytest.mark.sql, pytest.mark.policy]
 
 PROJECT = "diabetes"
-
-
-def png() -> bytes:
-    """A valid 1 x 1 grey PNG."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    header = struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b"\x00\x80"))
-        + chunk(b"IEND", b"")
-    )
 
 
 @pytest.fixture
@@ -54,15 +35,7 @@ def home(tmp_path: Path) -> Home:
 @pytest.fixture
 def store(home: Home) -> Iterator[ControlPlane]:
     with control_plane(home) as plane:
-        projects = ProjectService(plane)
-        projects.add_person("olu", "olu", roles=["operator"], organisation="NHS")
-        projects.add_person("olu", "bea", roles=["board_member"], organisation="Lay")
-        projects.add_person("olu", "alice", roles=["researcher"], organisation="Uni")
-        projects.add_person("olu", "mallory", roles=["researcher"], organisation="Uni")
-        projects.add_person("olu", "carol", roles=["output_checker"], organisation="NHS")
-        projects.create_project(PROJECT, application(PROJECT, {"patients": ["sex"]}, sponsor="Uni"))
-        projects.add_member("olu", PROJECT, "alice")
-        approve_through_board(plane, policy_engine(home), PROJECT, decided_by="bea")
+        airlock_project(plane, policy_engine(home))
         yield plane
 
 
@@ -85,7 +58,7 @@ def outputs(home: Home) -> Path:
         project=PROJECT,
         home=home,
     )
-    (folder / "trend.png").write_bytes(png())
+    (folder / "trend.png").write_bytes(tiny_png())
     return folder
 
 
@@ -134,7 +107,7 @@ def test_one_request_with_stats_table_csv_figure_and_code(
     content = store.get_release_file_content(request.id, "by_region.csv")
     assert content == safe.table.to_csv().encode()
     assert store.get_release_file_content(request.id, "analysis.py") == script.read_bytes()
-    assert store.get_release_file_content(request.id, "trend.png") == png()
+    assert store.get_release_file_content(request.id, "trend.png") == tiny_png()
     assert all(f.checks for f in files.values())  # every file was checked
 
 

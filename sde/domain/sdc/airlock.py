@@ -26,27 +26,18 @@ from sde.domain.disclosure import CheckResult, CheckStatus, check_frequency_tabl
 from sde.domain.disclosure import count_columns as find_count_columns
 from sde.domain.sdc.appetite import RiskAppetite
 from sde.domain.sdc.differencing import CountTable, check_differencing, count_table
-from sde.domain.sdc.files import STATS_KINDS, FileRules, check_file, kind_category
+from sde.domain.sdc.files import (
+    BLOCKING_RULES,
+    STATS_KINDS,
+    FileRules,
+    check_file,
+    kind_category,
+)
 from sde.domain.sdc.rules import DESCRIPTIONS, RANK, Rule, severity
 
 # Rules no exception can override (mirrors ``blocking_rules`` in policies/egress.rego;
 # a test keeps the two equal).
-BLOCKING = frozenset(
-    {
-        "file_type",
-        "file_size",
-        "readable",
-        "row_level",
-        "pseudonyms",
-        "dates_of_birth",
-        "free_text",
-        "identifiers",
-        "figure_table",
-        "count_columns",
-        "counts_are_whole_numbers",
-        "sdc_metadata",
-    }
-)
+BLOCKING = frozenset({*BLOCKING_RULES, "count_columns", "counts_are_whole_numbers", "sdc_metadata"})
 
 Cell = tuple[str, tuple[str, ...], str]  # text, rules fired, status
 
