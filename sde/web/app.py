@@ -588,6 +588,20 @@ def create_app(
         log.info("review recorded: %s on %s, now %s", viewer.person, request_id, status)
         return RedirectResponse(f"/requests/{quote(request_id)}?reviewed=1", status_code=303)
 
+    @app.post("/requests/{request_id}/withdraw", response_model=None)
+    async def withdraw(request: Request, request_id: str) -> Response:
+        viewer = await run_in_threadpool(current_viewer, request)
+        request_id_or_404(request_id)
+        await require_csrf(request, viewer)
+
+        def record() -> None:
+            with airlock(viewer.person) as (_store, service):
+                service.withdraw(request_id, viewer.person)
+
+        await run_in_threadpool(record)
+        log.info("request withdrawn: %s by %s", request_id, viewer.person)
+        return RedirectResponse(f"/requests/{quote(request_id)}", status_code=303)
+
     return app
 
 

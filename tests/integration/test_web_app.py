@@ -727,3 +727,21 @@ def test_two_approvals_release_and_nothing_patient_level_is_logged(
     # Labels and the justification are distinctive; counts could match a request id.
     for value in (JUSTIFICATION, "age_band", "0-44", "45-64", "65+"):
         assert value not in logged
+
+
+def test_only_the_author_withdraws_and_only_with_the_token(
+    client: httpx.Client, home: Home, filed: str
+) -> None:
+    csrf = sign_in(client, home, "carol")
+    assert 'id="withdraw"' not in client.get(f"/requests/{filed}").text
+    assert client.post(f"/requests/{filed}/withdraw", data={"csrf": csrf}).status_code == 403
+    csrf = sign_in(client, home, "alice")
+    assert 'id="withdraw"' in client.get(f"/requests/{filed}").text
+    assert client.post(f"/requests/{filed}/withdraw", data={"csrf": "forged"}).status_code == 403
+    done = client.post(f"/requests/{filed}/withdraw", data={"csrf": csrf})
+    assert done.status_code == 303
+    page = client.get(f"/requests/{filed}").text
+    assert 'data-status="withdrawn"' in page
+    assert 'id="withdraw"' not in page
+    with control_plane(home) as plane:
+        assert plane.get_release_request(filed).status.value == "withdrawn"
