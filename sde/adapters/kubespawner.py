@@ -1,0 +1,77 @@
+"""KubeSpawner configured from sde's own pod spec, so a deployment's workspaces carry the
+same guarantees as :func:`sde.domain.workspaces.build_pod`.
+
+The settings are derived from the pod sde builds (not written twice): image, user and
+group, the pod's and the container's security contexts, the volumes and mounts (the
+extract read-only), resources (ephemeral storage included), node selector, tolerations,
+labels, the environment and the pod-level switches (no service links, no host
+namespaces, never restarted, no service-account token). KubeSpawner then adds what only
+JupyterHub knows (the hub's API token and URLs). ``tests/integration/
+test_kubespawner_manifest.py`` builds KubeSpawner's manifest offline and checks it
+against the Kubernetes schemas and the restricted profile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sde.domain.workspaces import PodSettings, build_pod, parse_quantity
+
+
+def kubespawner_settings(
+    settings: PodSettings,
+    *,
+    project_id: str,
+    person_id: str,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """``c.KubeSpawner.<trait>`` values for one person's workspace on one project."""
+    pod = build_pod(
+        settings,
+        project_id=project_id,
+        person_id=person_id,
+        session_name="kubespawner",
+        env=dict(env or {}),
+    )
+    spec = pod["spec"]
+    [container] = spec["containers"]
+    requests = container["resources"]["requests"]
+    limits = container["resources"]["limits"]
+    labels = {k: v for k, v in pod["metadata"]["labels"].items() if not k.endswith("/session")}
+    return {
+        "namespace": settings.namespace,
+        "image": container["image"],
+        "image_pull_policy": "IfNotPresent",
+        "uid": settings.uid,
+        "gid": settings.gid,
+        "fs_gid": settings.gid,
+        "allow_privilege_escalation": False,
+        "container_security_context": dict(container["securityContext"]),
+        "pod_security_context": dict(spec["securityContext"]),
+        "automount_service_account_token": False,
+        "service_account": None,
+        "volumes": list(spec["volumes"]),
+        "volume_mounts": list(container["volumeMounts"]),
+        "working_dir": container["workingDir"],
+        "cpu_guarantee": float(parse_quantity(requests["cpu"])),
+        "cpu_limit": float(parse_quantity(limits["cpu"])),
+        "mem_guarantee": int(parse_quantity(requests["memory"])),
+        "mem_limit": int(parse_quantity(limits["memory"])),
+        "extra_resource_guarantees": {"ephemeral-storage": requests["ephemeral-storage"]},
+        "extra_resource_limits": {"ephemeral-storage": limits["ephemeral-storage"]},
+        "node_selector": dict(spec.get("nodeSelector", {})),
+        "tolerations": list(spec.get("tolerations", [])),
+        "extra_labels": labels,
+        "extra_annotations": dict(pod["metadata"]["annotations"]),
+        "environment": {e["name"]: e["value"] for e in container["env"]},
+        "port": settings.notebook_port,
+        "extra_pod_config": {
+            "enableServiceLinks": False,
+            "hostNetwork": False,
+            "hostPID": False,
+            "hostIPC": False,
+            "restartPolicy": "Never",
+        },
+        "storage_pvc_ensure": False,
+    }
