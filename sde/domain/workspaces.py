@@ -729,6 +729,26 @@ def _peer(labels: Labels, namespace: str | None) -> dict[str, Any]:
     return peer
 
 
+def build_default_deny(settings: PodSettings) -> dict[str, Any]:
+    """The namespace-wide default: no traffic in or out of any pod in the workspaces'
+    namespace unless a policy allows it. NetworkPolicies add up, so without this a pod that
+    no project policy selects (a mislabelled pod, say) would be open."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {
+            "name": "sde-default-deny",
+            "namespace": settings.namespace,
+            "labels": {
+                LABEL_NAME: WORKSPACE_APP,
+                LABEL_COMPONENT: "network-policy",
+                LABEL_MANAGED_BY: "sde",
+            },
+        },
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+    }
+
+
 def build_network_policy(settings: PodSettings, *, project_id: str) -> dict[str, Any]:
     """The NetworkPolicy for one project's workspace pods: in, only from the proxy and the
     hub to the notebook port; out, only to the hub API, the sde service and cluster DNS.

@@ -131,3 +131,17 @@ def test_the_docs_list_every_setting_and_rule() -> None:
     missing = [key for key in SETTING_KEYS if f"`{key}`" not in page]
     missing += [rule for rule in RESTRICTED_RULES if f"`{rule}`" not in page]
     assert not missing, f"docs/workspaces-kubernetes.md does not mention: {missing}"
+
+
+@pytest.mark.parametrize("settings", SETTINGS, ids=["defaults", "every-setting"])
+def test_default_deny_selects_every_pod_and_allows_nothing(settings: PodSettings) -> None:
+    from sde.domain.workspaces import build_default_deny
+
+    policy = build_default_deny(settings)
+    kubernetes_validate.validate(policy, NEWEST, strict=True)
+    spec = policy["spec"]
+    assert spec["podSelector"] == {}
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
+    assert "ingress" not in spec
+    assert "egress" not in spec
+    assert policy["metadata"]["namespace"] == settings.namespace
