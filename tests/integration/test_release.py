@@ -383,3 +383,34 @@ def test_heatmap_marks_the_cells_differencing_flagged(airlock: ReleaseService) -
     assert file.grid[1][1].rules == ("differencing",)
     assert file.grid[1][1].status == "fail"
     assert file.grid[2][1].rules == ()
+
+
+def test_a_suppressed_table_passes_the_airlock(airlock: ReleaseService) -> None:
+    import pandas as pd
+
+    from sde.workspace import stats
+
+    data = pd.DataFrame(
+        {
+            "sex": ["F"] * 30 + ["M"] * 3 + ["M"] * 25 + ["F"] * 12,
+            "age": ["old"] * 20 + ["young"] * 13 + ["old"] * 25 + ["young"] * 12,
+        }
+    )
+    raw = stats.crosstab(data, "sex", "age")
+    safe = raw.suppressed()
+    checks = {}
+    for name, out in (("raw.csv", raw), ("safe.csv", safe)):
+        [check] = airlock.preview(
+            "diabetes",
+            "alice",
+            [
+                OutputFile(
+                    name, out.table.to_csv().encode(), kind="crosstab", metadata=out.to_json()
+                )
+            ],
+        )
+        checks[name] = {c.name: c.status.value for c in check.checks}
+    assert checks["raw.csv"]["threshold"] == "fail"
+    assert "threshold" not in checks["safe.csv"]
+    assert checks["safe.csv"]["suppressed"] == "pass"
+    assert checks["safe.csv"]["sdc_metadata"] == "pass"

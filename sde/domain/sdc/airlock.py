@@ -99,7 +99,7 @@ def metadata_results(
                 {"differing": differing},
             )
         )
-    for rule, n in sorted(metadata["rules"].items()):
+    for rule, n in sorted(_visible_rules(metadata).items()):
         try:
             count = int(n)
         except (TypeError, ValueError):
@@ -119,6 +119,33 @@ def metadata_results(
             )
         )
     return results
+
+
+WITHHELD = frozenset({Rule.SUPPRESSED.value, Rule.SECONDARY.value})
+
+
+def _visible_rules(metadata: Mapping[str, Any]) -> dict[str, int]:
+    """Rules fired per rule name, not counting cells that were withheld (suppression
+    leaves the cell empty: what fired on it no longer shows). From the per-cell list when
+    there is one, else the metadata's totals."""
+    cells = metadata.get("cells")
+    if not isinstance(cells, Sequence) or isinstance(cells, str):
+        return {str(k): v for k, v in metadata["rules"].items()}
+    counts: dict[str, int] = {}
+    for cell in cells:
+        rules = cell.get("rules") if isinstance(cell, Mapping) else None
+        if not isinstance(rules, Sequence) or isinstance(rules, str):
+            continue
+        names = {str(r) for r in rules}
+        if names & WITHHELD:
+            names &= WITHHELD
+        for name in names:
+            counts[name] = counts.get(name, 0) + 1
+    # Whole-output rules (a model's residual degrees of freedom) are not per cell.
+    for rule, n in metadata["rules"].items():
+        if str(rule) not in counts and str(rule) == Rule.LOW_DOF.value:
+            counts[str(rule)] = n
+    return counts
 
 
 def check_output(
