@@ -79,6 +79,7 @@ def _register() -> None:
         optout,
         project,
         release,
+        serve,
         synth,
         web,
     )

@@ -1,0 +1,167 @@
+"""The hub's settings for one sde home.
+
+:func:`hub_config` returns a ``traitlets`` :class:`~traitlets.config.Config`; the
+``jupyterhub_config.py`` that ``sde serve`` writes under ``<home>/hub/`` merges it into
+``c``. What it sets:
+
+- the hub, its proxy and its API listen on ``ip`` (127.0.0.1; another address only with
+  ``allow_remote=True``): public ``port``, proxy API ``port + 1``, hub ``port + 2`` unless
+  given;
+- the hub's database (``jupyterhub.sqlite``), cookie secret and proxy pid file live in
+  ``<home>/hub/``, the first two created 0600 before the hub starts;
+- :class:`~sde.hub.auth.SdeAuthenticator` and :class:`~sde.hub.spawner.SdeSpawner` over
+  the home, the spawn check :func:`~sde.hub.spawner.pre_spawn_hook`, JupyterLab
+  (``/lab``) as the default page, each person's working directory in
+  ``<home>/hub/users/<person>``; ``--allow-root`` for the single-user server when the hub
+  runs as root; sessions stopped when their person signs out; people re-checked before each
+  spawn and every five minutes, on their servers' requests too (``auth_refresh_strict``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from traitlets.config import Config
+
+from sde.errors import ConfigError
+from sde.hub.auth import SdeAuthenticator
+from sde.hub.spawner import SdeSpawner, pre_spawn_hook
+from sde.services.home import Home
+
+HUB_DIR = "hub"
+DB_FILE = "jupyterhub.sqlite"
+COOKIE_SECRET_FILE = "jupyterhub_cookie_secret"  # noqa: S105 (a file name)
+CONFIG_FILE = "jupyterhub_config.py"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _private_file(path: Path, content: str = "") -> None:
+    """Create ``path`` 0600 (left as it is, but made 0600, when it exists)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        path.chmod(0o600)
+        return
+    with os.fdopen(fd, "w") as handle:
+        handle.write(content)
+
+
+def hub_dir(home: Home) -> Path:
+    """``<home>/hub/`` (0700), with the hub's database and cookie secret (0600)."""
+    folder = home.root / HUB_DIR
+    folder.mkdir(mode=0o700, exist_ok=True)
+    folder.chmod(0o700)
+    (folder / "users").mkdir(mode=0o700, exist_ok=True)
+    _private_file(folder / DB_FILE)  # an empty file is an empty SQLite database
+    _private_file(folder / COOKIE_SECRET_FILE, secrets.token_hex(32) + "\n")
+    return folder
+
+
+def singleuser_command() -> list[str]:
+    """``jupyterhub-singleuser`` from this Python's environment when it is there."""
+    beside = Path(sys.executable).parent / "jupyterhub-singleuser"
+    return [str(beside)] if beside.exists() else ["jupyterhub-singleuser"]
+
+
+def hub_config(
+    home: Home,
+    *,
+    port: int,
+    ip: str = "127.0.0.1",
+    proxy_cmd: Sequence[str] = ("configurable-http-proxy",),
+    proxy_api_port: int | None = None,
+    hub_port: int | None = None,
+    allow_remote: bool = False,
+) -> Config:
+    """JupyterHub's configuration for researchers' workspaces over ``home``."""
+    if not is_loopback(ip) and not allow_remote:
+        raise ConfigError(
+            f"refusing to listen on {ip}, which is not a loopback address; "
+            "allow remote access explicitly (and put TLS in front of it)"
+        )
+    folder = hub_dir(home)
+    c = Config()
+    c.JupyterHub.ip = ip
+    c.JupyterHub.port = port
+    c.JupyterHub.hub_ip = "127.0.0.1"
+    c.JupyterHub.hub_port = hub_port or port + 2
+    c.JupyterHub.db_url = f"sqlite:///{folder / DB_FILE}"
+    c.JupyterHub.cookie_secret_file = str(folder / COOKIE_SECRET_FILE)
+    c.JupyterHub.authenticator_class = SdeAuthenticator
+    c.JupyterHub.spawner_class = SdeSpawner
+    c.JupyterHub.shutdown_on_logout = True
+    c.JupyterHub.cleanup_servers = True
+    c.ConfigurableHTTPProxy.command = list(proxy_cmd)
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{proxy_api_port or port + 1}"
+    c.ConfigurableHTTPProxy.pid_file = str(folder / "jupyterhub-proxy.pid")
+    c.SdeAuthenticator.sde_home = str(home.root)
+    # Re-check people (gone? banned?) before each spawn and every 5 minutes, and refuse even
+    # token-authenticated requests (a running session's) once the check fails.
+    c.Authenticator.refresh_pre_spawn = True
+    c.Authenticator.auth_refresh_age = 300
+    c.Authenticator.auth_refresh_strict = True
+    c.SdeSpawner.sde_home = str(home.root)
+    c.SdeSpawner.home_dir_template = str(folder / "users" / "{username}")
+    c.Spawner.pre_spawn_hook = pre_spawn_hook
+    c.Spawner.default_url = "/lab"
+    c.Spawner.cmd = singleuser_command()
+    c.Spawner.ip = "127.0.0.1"
+    if os.getuid() == 0:
+        c.Spawner.args = ["--allow-root"]
+    return c
+
+
+def write_config_file(
+    home: Home,
+    *,
+    port: int,
+    ip: str,
+    proxy_cmd: Sequence[str],
+    allow_remote: bool = False,
+    proxy_api_port: int | None = None,
+    hub_port: int | None = None,
+) -> Path:
+    """Write ``<home>/hub/jupyterhub_config.py`` (0600) that loads :func:`hub_config`;
+    checked by building the configuration once first."""
+    settings = {
+        "port": port,
+        "ip": ip,
+        "proxy_cmd": list(proxy_cmd),
+        "allow_remote": allow_remote,
+        "proxy_api_port": proxy_api_port,
+        "hub_port": hub_port,
+    }
+    # Built once here, so a bad setting fails now rather than inside the hub.
+    hub_config(
+        home,
+        port=port,
+        ip=ip,
+        proxy_cmd=proxy_cmd,
+        allow_remote=allow_remote,
+        proxy_api_port=proxy_api_port,
+        hub_port=hub_port,
+    )
+    path = home.root / HUB_DIR / CONFIG_FILE
+    text = (
+        "# Written by `sde serve`; rewritten each time it starts. Do not edit.\n"
+        "from pathlib import Path\n\n"
+        "from sde.hub.config import hub_config\n"
+        "from sde.services.home import open_home\n\n"
+        f"c.merge(hub_config(open_home(Path({str(home.root)!r})), **{settings!r}))  # noqa: F821\n"
+    )
+    path.unlink(missing_ok=True)
+    _private_file(path, text)
+    return path

@@ -1,0 +1,131 @@
+"""Starting a researcher's JupyterLab: choose a project, pass the policy, get ``SDE_*``.
+
+:class:`SdeSpawner` shows the person's projects (``workspace_choices``): the ones the
+``sde.access`` policy allows as choices, the refused ones disabled with the policy's
+reasons. The chosen project reaches the session as ``SDE_PROJECT`` (with ``SDE_HOME`` and
+``SDE_USER``), so ``sde.workspace.connect()`` needs no arguments.
+
+:func:`pre_spawn_hook` asks the policy again at spawn time (the form is only a view; an API
+spawn or a stale form must not get round it) and refuses with HTTP 403 naming every reason.
+The decision is audited for the person.
+
+``SimpleLocalProcessSpawner`` gives no isolation between users (same OS user, same file
+system): a development and demonstration spawner. Production uses KubeSpawner (not done).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+from pathlib import Path
+from typing import Any
+
+from jupyterhub.spawner import SimpleLocalProcessSpawner  # type: ignore[import-untyped]
+from tornado.web import HTTPError
+from traitlets import Unicode
+
+from sde.domain.projects import PROJECT_ID
+from sde.errors import PolicyDenied
+from sde.services.home import Home, open_home
+from sde.services.wiring import control_plane, policy_engine
+from sde.services.workspaces import ProjectChoice, require_workspace, workspace_choices
+
+
+def _today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
+
+def _open(home_dir: str) -> Home:
+    if not home_dir:
+        raise HTTPError(500, "the spawner has no sde home configured")
+    return open_home(Path(home_dir))
+
+
+def render_choices(choices: list[ProjectChoice]) -> str:
+    """The options form: one radio button per project; refused ones disabled, with the
+    policy's reasons. Every value is HTML-escaped."""
+    if not choices:
+        return (
+            "<p>You are not a member of any project, so there is no workspace to open. "
+            "Ask your project's lead or an operator.</p>"
+        )
+    first_allowed = next((c.project_id for c in choices if c.allowed), None)
+    rows = ["<fieldset><legend>Project</legend>"]
+    for choice in choices:
+        pid = html.escape(choice.project_id, quote=True)
+        title = html.escape(choice.title)
+        if choice.allowed:
+            checked = " checked" if choice.project_id == first_allowed else ""
+            rows.append(
+                f'<div><label><input type="radio" name="project" value="{pid}"{checked}> '
+                f"{title} ({pid})</label></div>"
+            )
+        else:
+            reasons = "; ".join(html.escape(r) for r in choice.reasons) or "refused"
+            rows.append(
+                f'<div><label><input type="radio" name="project" value="{pid}" disabled> '
+                f'{title} ({pid})</label> <span class="text-danger">not available: '
+                f"{reasons}</span></div>"
+            )
+    rows.append("</fieldset>")
+    return "\n".join(rows)
+
+
+def project_from_form(form_data: dict[str, list[str]]) -> dict[str, str]:
+    """``{"project": id}`` from the form; 400 unless exactly one well-formed project id."""
+    values = form_data.get("project") or []
+    if len(values) != 1 or not PROJECT_ID.fullmatch(values[0]):
+        raise HTTPError(400, "choose one project")
+    return {"project": values[0]}
+
+
+class SdeSpawner(SimpleLocalProcessSpawner):  # type: ignore[misc]
+    """A local JupyterLab for one person on one project (no isolation: see the module)."""
+
+    sde_home = Unicode(help="The sde home (state directory) the sessions use.").tag(config=True)
+
+    async def get_options_form(self) -> str:
+        home = _open(self.sde_home)
+        with control_plane(home) as store:
+            choices = workspace_choices(
+                store, policy_engine(home), person_id=self.user.name, today=_today()
+            )
+        return render_choices(choices)
+
+    def run_options_from_form(self, form_data: dict[str, list[str]]) -> dict[str, str]:
+        return project_from_form(form_data)
+
+    def get_env(self) -> dict[str, str]:
+        env: dict[str, str] = super().get_env()
+        env["SDE_HOME"] = str(_open(self.sde_home).root)
+        env["SDE_USER"] = str(self.user.name)
+        env["SDE_PROJECT"] = chosen_project(self)
+        return env
+
+
+def chosen_project(spawner: Any) -> str:
+    """The project in ``spawner.user_options``; 403 when none (or a malformed one)."""
+    options = spawner.user_options or {}
+    project = options.get("project") if isinstance(options, dict) else None
+    if isinstance(project, list) and len(project) == 1:
+        project = project[0]
+    if not isinstance(project, str) or not PROJECT_ID.fullmatch(project):
+        raise HTTPError(403, "no workspace without a project: choose one")
+    return project
+
+
+def pre_spawn_hook(spawner: Any) -> None:
+    """Refuse (HTTP 403, naming every reason) unless the policy lets the person open a
+    workspace on the chosen project today. The decision is audited."""
+    person = str(spawner.user.name)
+    project = chosen_project(spawner)
+    home = _open(str(spawner.sde_home))
+    with control_plane(home) as store:
+        engine = policy_engine(home, audit=store.audit, actor=person)
+        try:
+            require_workspace(store, engine, person_id=person, project_id=project, today=_today())
+        except PolicyDenied as exc:
+            reasons = "; ".join(exc.reasons) or "refused by policy"
+            spawner.log.warning("workspace refused for %s on %s: %s", person, project, reasons)
+            raise HTTPError(403, f"workspace refused: {reasons}") from None
+    spawner.log.info("workspace allowed for %s on %s", person, project)

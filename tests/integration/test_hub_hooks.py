@@ -1,0 +1,249 @@
+"""The hub's sign-in and spawn check against a real home: control plane, policy, audit."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from tornado.web import HTTPError
+
+from sde.domain.audit import AuditEntry
+from sde.domain.projects import ProjectStatus
+from sde.hub.auth import SdeAuthenticator
+from sde.hub.spawner import SdeSpawner, pre_spawn_hook, project_from_form, render_choices
+from sde.services.home import Home, init_home
+from sde.services.projects import ProjectService
+from sde.services.wiring import control_plane, policy_engine
+from sde.services.workspaces import ProjectChoice
+from sde.web.auth import WebAuth
+from tests.factories import application, approve_through_board
+
+pytestmark = [pytest.mark.sql, pytest.mark.policy]
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Home:
+    home = init_home(tmp_path / "h")
+    with control_plane(home) as store:
+        projects = ProjectService(store)
+        projects.add_person("olu", "bea", roles=["board_member"], organisation="Lay")
+        projects.add_person("olu", "mallory", roles=["researcher"], organisation="Uni")
+        projects.create_project(
+            "olu", application("diabetes", {"patients": ["sex", "year_of_birth"]}, sponsor="Uni")
+        )
+        projects.add_member("olu", "diabetes", "alice")
+        approve_through_board(store, policy_engine(home), "diabetes", decided_by="bea")
+    return home
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _authenticator(home: Home) -> SdeAuthenticator:
+    return SdeAuthenticator(sde_home=str(home.root))
+
+
+async def _sign_in(auth: SdeAuthenticator, username: str, password: str) -> Any:
+    return await auth.authenticate(None, {"username": username, "password": password})
+
+
+def _actions(home: Home) -> list[tuple[str, str]]:
+    with control_plane(home) as store:
+        return [(e.actor, e.action) for e in store.audit.events() if e.action.startswith("hub.")]
+
+
+def test_a_token_signs_its_person_in_once(home: Home, caplog: pytest.LogCaptureFixture) -> None:
+    import asyncio
+
+    auth = _authenticator(home)
+    token = WebAuth(home.master_key()).link_token("alice", _now())
+    caplog.set_level(logging.INFO)
+    assert asyncio.run(_sign_in(auth, "alice", token)) == "alice"
+    assert asyncio.run(_sign_in(auth, "alice", token)) is None  # one time only
+    assert token not in caplog.text
+    assert "already used" in caplog.text
+    assert _actions(home) == [("alice", "hub.signin"), ("alice", "hub.signin.refused")]
+
+
+@pytest.mark.parametrize(
+    ("username", "token_for", "minutes_ago", "reason"),
+    [
+        ("mallory", "alice", 0, "someone else"),
+        ("alice", "alice", 60, "expired"),
+        ("nobody", "nobody", 0, "not a person"),
+        ("Not A Person!", "alice", 0, "not a person id"),
+    ],
+)
+def test_wrong_stale_or_unknown_tokens_are_refused(
+    home: Home,
+    caplog: pytest.LogCaptureFixture,
+    username: str,
+    token_for: str,
+    minutes_ago: int,
+    reason: str,
+) -> None:
+    import asyncio
+
+    made = _now() - dt.timedelta(minutes=minutes_ago)
+    token = WebAuth(home.master_key()).link_token(token_for, made)
+    assert asyncio.run(_sign_in(_authenticator(home), username, token)) is None
+    assert reason in caplog.text
+    assert token not in caplog.text
+
+
+def test_a_forged_token_is_refused(home: Home) -> None:
+    import asyncio
+
+    other_key = bytes(range(32))
+    token = WebAuth(other_key).link_token("alice", _now())
+    assert asyncio.run(_sign_in(_authenticator(home), "alice", token)) is None
+    assert asyncio.run(_sign_in(_authenticator(home), "alice", "")) is None
+
+
+def test_a_banned_person_cannot_sign_in_and_their_session_ends(
+    home: Home, caplog: pytest.LogCaptureFixture
+) -> None:
+    import asyncio
+
+    auth = _authenticator(home)
+    alice = SimpleNamespace(name="alice")
+    assert asyncio.run(auth.refresh_user(alice)) is True
+    with control_plane(home) as store:
+        person = store.get_person("alice")
+        banned = dataclasses.replace(person, banned_until=_now() + dt.timedelta(days=30))
+        store.update_person(banned, audit=AuditEntry("olu", "person.update", "person:alice"))
+    token = WebAuth(home.master_key()).link_token("alice", _now())
+    assert asyncio.run(_sign_in(auth, "alice", token)) is None
+    assert "banned" in caplog.text
+    assert asyncio.run(auth.refresh_user(alice)) is False
+
+
+def _spawner(home: Home, user: str, options: Any) -> Any:
+    return SimpleNamespace(
+        user=SimpleNamespace(name=user),
+        user_options=options,
+        sde_home=str(home.root),
+        log=logging.getLogger("test-spawner"),
+    )
+
+
+def test_the_hook_lets_a_member_spawn_and_audits_it(home: Home) -> None:
+    with control_plane(home) as store:
+        before = store.audit.count()
+    pre_spawn_hook(_spawner(home, "alice", {"project": "diabetes"}))
+    with control_plane(home) as store:
+        assert store.audit.count() > before  # the policy decision was recorded
+
+
+@pytest.mark.parametrize(
+    ("user", "options", "reason"),
+    [
+        ("mallory", {"project": "diabetes"}, "member"),
+        ("alice", {"project": "no-such-project"}, "project"),
+        ("alice", {}, "choose one"),
+        ("alice", {"project": "../etc"}, "choose one"),
+    ],
+)
+def test_the_hook_refuses_with_the_reason(home: Home, user: str, options: Any, reason: str) -> None:
+    with pytest.raises(HTTPError) as raised:
+        pre_spawn_hook(_spawner(home, user, options))
+    assert raised.value.status_code == 403
+    assert reason in str(raised.value)
+
+
+def test_the_hook_refuses_a_suspended_project(home: Home) -> None:
+    with control_plane(home) as store:
+        store.set_project_status(
+            "diabetes", ProjectStatus.SUSPENDED, audit=AuditEntry("olu", "project.suspend", "p")
+        )
+    with pytest.raises(HTTPError, match="suspended") as raised:
+        pre_spawn_hook(_spawner(home, "alice", {"project": "diabetes"}))
+    assert raised.value.status_code == 403
+
+
+def test_the_form_shows_refused_projects_disabled_with_escaped_reasons() -> None:
+    form = render_choices(
+        [
+            ProjectChoice("diabetes", "Diabetes <b>", True, ()),
+            ProjectChoice("asthma", "Asthma", False, ("project is <suspended>",)),
+        ]
+    )
+    assert 'value="diabetes" checked>' in form
+    assert "Diabetes &lt;b&gt;" in form
+    assert 'value="asthma" disabled>' in form
+    assert "project is &lt;suspended&gt;" in form
+    assert "<suspended>" not in form
+    assert "not a member of any project" in render_choices([])
+
+
+def test_the_form_reads_one_project() -> None:
+    assert project_from_form({"project": ["diabetes"]}) == {"project": "diabetes"}
+    for bad in ({}, {"project": ["a", "b"]}, {"project": ["<x>"]}):
+        with pytest.raises(HTTPError):
+            project_from_form(bad)
+
+
+def test_the_spawner_offers_the_persons_projects_and_sets_the_environment(
+    home: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from jupyterhub.spawner import SimpleLocalProcessSpawner
+
+    # The base get_env needs a running hub's tokens; the test is of what SdeSpawner adds.
+    monkeypatch.setattr(SimpleLocalProcessSpawner, "get_env", lambda self: {"PATH": "/bin"})
+    spawner = SdeSpawner(sde_home=str(home.root))
+    spawner.user = SimpleNamespace(name="alice", url="/user/alice/")
+    form = asyncio.run(spawner.get_options_form())
+    assert 'value="diabetes" checked>' in form
+    spawner.user_options = spawner.run_options_from_form({"project": ["diabetes"]})
+    env = spawner.get_env()
+    assert env == {
+        "PATH": "/bin",
+        "SDE_HOME": str(home.root),
+        "SDE_USER": "alice",
+        "SDE_PROJECT": "diabetes",
+    }
+
+
+def test_hub_config_binds_loopback_and_keeps_its_secrets_private(home: Home) -> None:
+    from sde.errors import ConfigError
+    from sde.hub.auth import SdeAuthenticator
+    from sde.hub.config import hub_config, write_config_file
+
+    c = hub_config(home, port=8123, proxy_cmd=["/bin/chp"])
+    assert (c.JupyterHub.ip, c.JupyterHub.port, c.JupyterHub.hub_ip) == (
+        "127.0.0.1",
+        8123,
+        "127.0.0.1",
+    )
+    assert c.ConfigurableHTTPProxy.api_url == "http://127.0.0.1:8124"
+    assert c.JupyterHub.authenticator_class is SdeAuthenticator
+    assert c.JupyterHub.spawner_class is SdeSpawner
+    assert c.Spawner.pre_spawn_hook is pre_spawn_hook
+    assert c.Spawner.default_url == "/lab"
+    assert c.Authenticator.auth_refresh_strict is True
+    assert c.SdeSpawner.sde_home == str(home.root)
+    hub = home.root / "hub"
+    assert c.JupyterHub.db_url == f"sqlite:///{hub / 'jupyterhub.sqlite'}"
+    for name in ("jupyterhub.sqlite", "jupyterhub_cookie_secret"):
+        assert (hub / name).stat().st_mode & 0o777 == 0o600, name
+    assert hub.stat().st_mode & 0o777 == 0o700
+    with pytest.raises(ConfigError, match="loopback"):
+        hub_config(home, port=8123, ip="0.0.0.0")
+    assert hub_config(home, port=8123, ip="0.0.0.0", allow_remote=True).JupyterHub.ip == "0.0.0.0"
+
+    path = write_config_file(home, port=8200, ip="127.0.0.1", proxy_cmd=["/bin/chp"])
+    assert path.stat().st_mode & 0o777 == 0o600
+    from traitlets.config import Config
+    from traitlets.config.loader import PyFileConfigLoader
+
+    loaded: Config = PyFileConfigLoader(path.name, path=str(path.parent)).load_config()
+    assert loaded.JupyterHub.port == 8200
+    assert loaded.ConfigurableHTTPProxy.command == ["/bin/chp"]
