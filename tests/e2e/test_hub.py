@@ -18,10 +18,9 @@ import pytest
 import requests
 
 from sde.services.home import Home, init_home
-from sde.services.projects import ProjectService
 from sde.services.wiring import control_plane, policy_engine
 from sde.web.auth import WebAuth
-from tests.factories import application, approve_through_board
+from tests.factories import airlock_project
 
 pytestmark = [pytest.mark.e2e, pytest.mark.sql, pytest.mark.policy, pytest.mark.slow]
 
@@ -41,14 +40,7 @@ def _free_port() -> int:
 def home(tmp_path: Path) -> Home:
     home = init_home(tmp_path / "h")
     with control_plane(home) as store:
-        projects = ProjectService(store)
-        projects.add_person("olu", "bea", roles=["board_member"], organisation="Lay")
-        projects.add_person("olu", "mallory", roles=["researcher"], organisation="Uni")
-        projects.create_project(
-            "olu", application("diabetes", {"patients": ["sex", "year_of_birth"]}, sponsor="Uni")
-        )
-        projects.add_member("olu", "diabetes", "alice")
-        approve_through_board(store, policy_engine(home), "diabetes", decided_by="bea")
+        airlock_project(store, policy_engine(home))
     return home
 
 
