@@ -48,11 +48,14 @@ def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
 
 
 def _outputs(
-    files: tuple[Path, ...], counts: tuple[str, ...], exceptions: dict[str, str]
+    files: tuple[Path, ...], count_columns: str, exception_options: tuple[str, ...]
 ) -> list[OutputFile]:
+    """The files to release, from the command's FILES, ``--counts`` and ``--exception``."""
     from sde.domain.sdc.files import category
     from sde.services.release import OutputFile
 
+    counts = tuple(c.strip() for c in count_columns.split(",") if c.strip())
+    exceptions = _pairs(exception_options, "--exception")
     names = {p.name for p in files}
     unknown = sorted(set(exceptions) - names)
     if unknown:
@@ -117,8 +120,7 @@ def request_command(
     if not files:
         raise InputError("a release request needs at least one file")
     home = load_home(home_dir)
-    counts = tuple(c.strip() for c in count_columns.split(",") if c.strip())
-    outputs = _outputs(files, counts, _pairs(exceptions, "--exception"))
+    outputs = _outputs(files, count_columns, exceptions)
     with _airlock(home, actor) as (_store, service):
         request = service.request(project_id, actor, outputs, title=title, comment=comment)
         click.echo(f"{request.id}: {request.status.value}")
@@ -147,8 +149,7 @@ def resubmit_command(
     """Answer a returned REQUEST_ID: replace or add FILES, remove some, submit it again.
     Every file is checked again and earlier reviews are cleared."""
     home = load_home(home_dir)
-    counts = tuple(c.strip() for c in count_columns.split(",") if c.strip())
-    outputs = _outputs(files, counts, _pairs(exceptions, "--exception"))
+    outputs = _outputs(files, count_columns, exceptions)
     with _airlock(home, actor) as (_store, service):
         request = service.resubmit(request_id, actor, outputs, remove=remove, comment=comment)
         click.echo(f"{request.id}: {request.status.value}")
