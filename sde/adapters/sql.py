@@ -1168,11 +1168,15 @@ class ControlPlane:
         *,
         audit: AuditEntry,
         released_at: datetime | None = None,
+        comment: str | None = None,
     ) -> None:
-        """Persist a new status (the domain decides whether the move is allowed)."""
+        """Persist a new status (the domain decides whether the move is allowed), and with
+        ``comment`` the author's new comment for the checkers (e.g. on resubmission)."""
         values: dict[str, Any] = {"status": status.value, "updated_at": self._clock()}
         if released_at is not None:
             values["released_at"] = released_at
+        if comment is not None:
+            values["comment"] = comment
         with self._writing(audit, f"release request {request_id!r} cannot change") as conn:
             result = conn.execute(
                 sa.update(release_requests)

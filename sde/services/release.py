@@ -82,7 +82,6 @@ Clock = Callable[[], dt.datetime]
 ScanText = Callable[[str], Mapping[str, int]]
 RECORD = "sde-release.json"
 ACRO_RECORD = "results.json"
-LEGACY_KINDS = {"frequency_table": "table"}
 # Requests whose tables still count for differencing (released, or on their way).
 LIVE = frozenset(
     {Status.SUBMITTED, Status.IN_REVIEW, Status.APPROVED, Status.RETURNED, Status.RELEASED}
@@ -137,6 +136,7 @@ class ReleaseStore(Protocol):
         *,
         audit: AuditEntry,
         released_at: dt.datetime | None = None,
+        comment: str | None = None,
     ) -> None: ...
     def list_release_files(self, request_id: str) -> list[ReleaseFile]: ...
     def get_release_file_content(self, request_id: str, name: str) -> bytes: ...
@@ -173,7 +173,6 @@ class OutputFile:
     description: str | None = None
 
     def normalised(self) -> OutputFile:
-        kind = LEGACY_KINDS.get(self.kind, self.kind)
         exception = (self.exception or "").strip() or None
         metadata = dict(self.metadata or {})
         if self.count_columns:
@@ -181,7 +180,7 @@ class OutputFile:
         return OutputFile(
             self.name,
             self.content,
-            kind,
+            self.kind,
             self.count_columns,
             metadata,
             exception,
@@ -212,14 +211,6 @@ class FileCheck:
     @property
     def status(self) -> str:
         return worst([c.status.value for c in self.checks])
-
-    @property
-    def releasable_with_exception(self) -> bool:
-        """Would the egress policy accept this file's automatic results (given approvals)?"""
-        if self.blocking:
-            return False
-        failing = [c for c in self.checks if c.status is CheckStatus.FAIL]
-        return not failing or self.exception is not None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -508,6 +499,7 @@ class ReleaseService:
                 subject,
                 {"files": len(everything), "comment": comment is not None},
             ),
+            comment=(comment or "").strip() or None,
         )
         return self._store.get_release_request(request_id)
 

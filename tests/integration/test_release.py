@@ -213,8 +213,11 @@ def test_request_changes_on_one_file_returns_and_resubmit_resets_reviews(
     assert any("suppress the small cell" in r for r in view.blocked_reasons)
     with pytest.raises(PolicyDenied, match="only the author"):
         airlock.resubmit(req.id, "carol", [OutputFile("b.csv", SAFE)])
-    again = airlock.resubmit(req.id, "alice", [OutputFile("b.csv", SAFE)])
+    again = airlock.resubmit(
+        req.id, "alice", [OutputFile("b.csv", SAFE)], comment="merged the small cell"
+    )
     assert again.status is Status.SUBMITTED
+    assert again.comment == "merged the small cell"
     assert store.list_reviews(req.id) == []
     assert {f.name: f.sha256 for f in store.list_release_files(req.id)}["b.csv"] == (
         hashlib.sha256(SAFE).hexdigest()
