@@ -541,7 +541,22 @@ class ReleaseService:
                 f"project {request.project_id} is {status or 'unknown'}: its release "
                 "requests are frozen"
             )
-        check_user_can_review(self._reviewer(reviewer_id), request.author, request.status)
+        try:
+            check_user_can_review(self._reviewer(reviewer_id), request.author, request.status)
+        except PolicyDenied as refused:
+            # A refused review (the author's own, or not a checker's) is recorded, as a
+            # refused publication is: the status stays, the event carries the reasons.
+            self._store.set_release_status(
+                request_id,
+                request.status,
+                audit=AuditEntry(
+                    reviewer_id,
+                    "release.review_refused",
+                    f"release:{request_id}",
+                    {"reasons": list(refused.reasons)},
+                ),
+            )
+            raise
         names = [f.name for f in self._store.list_release_files(request_id)]
         if isinstance(decisions, Vote):
             per_file = {name: FileDecision(decisions, comment) for name in names}

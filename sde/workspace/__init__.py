@@ -7,10 +7,14 @@
 
 ``connect`` asks the ``sde.access`` policy first (a member of an approved, active project,
 accredited, not banned), then opens a DuckDB connection with the extract's tables
-registered read-only at their pinned versions, external access disabled and the
-configuration locked. Like the CLI, this module is an entry point: when ``home`` or
-``user`` are not given it reads ``SDE_HOME`` and ``SDE_USER`` (set by the workspace
-spawner), else ``./.sde`` and the login name.
+registered read-only at their pinned versions, external access disabled except for the
+session's scratch area (:func:`scratch_dir`), and the configuration locked. Whatever the
+lock refuses (a file outside the scratch area, ``ATTACH``, an extension, a setting,
+``register``) is written to the audit log as ``workspace.refused`` and raised as
+``sde.adapters.duckdb.WorkspaceRefused`` (a ``PolicyDenied`` that names the rule, and a
+``duckdb.Error``). Like the CLI, this module is an entry point: when ``home`` or ``user``
+are not given it reads ``SDE_HOME`` and ``SDE_USER`` (set by the workspace spawner), else
+``./.sde`` and the login name; the scratch area comes from ``SDE_SCRATCH`` when set.
 """
 
 from __future__ import annotations
@@ -19,12 +23,13 @@ import datetime as dt
 import getpass
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 
-from sde.adapters.duckdb import locked_connection
+from sde.adapters.duckdb import GuardedConnection, Refusal, locked_connection
+from sde.domain.audit import AuditEntry
 from sde.domain.policy import OPEN_WORKSPACE
 from sde.errors import InputError
 from sde.services.access import decide_access
@@ -38,8 +43,11 @@ __all__ = [
     "outputs_dir",
     "request_release",
     "save_output",
+    "scratch_dir",
     "stats",
 ]
+
+REFUSED = "workspace.refused"
 
 _OUTPUT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,120}\.csv$")
 
@@ -71,9 +79,9 @@ def connect(
     user: str | None = None,
     memory_limit: str = "2GB",
     threads: int = 2,
-) -> duckdb.DuckDBPyConnection:
+) -> GuardedConnection:
     """A locked-down DuckDB connection over ``project``'s extract (``SDE_PROJECT`` when not
-    given), if policy allows."""
+    given), if policy allows. Files may be read and written under ``con.scratch`` only."""
     the_home = _home(home)
     person = _user(user)
     project = _project(project)
@@ -90,7 +98,27 @@ def connect(
     base = extract_dir(the_home, project)
     tables = {name: base / name for name in manifest.tables}
     versions = {name: t.version for name, t in manifest.tables.items()}
-    return locked_connection(tables, versions=versions, memory_limit=memory_limit, threads=threads)
+    scratch = scratch_dir(project, home=the_home, user=person)
+    con = locked_connection(
+        tables, versions=versions, memory_limit=memory_limit, threads=threads, scratch=scratch
+    )
+    return GuardedConnection(
+        con, scratch=scratch, on_refusal=_audit_refusal(the_home, person, project)
+    )
+
+
+def _audit_refusal(home: Home, person: str, project: str) -> Callable[[Refusal], None]:
+    """Write a refusal to the audit log: who, which project, which rule; never the SQL."""
+
+    def record(refusal: Refusal) -> None:
+        with control_plane(home) as store:
+            store.audit.append(
+                AuditEntry(
+                    person, REFUSED, f"project:{project}", {"project": project, **refusal.details()}
+                )
+            )
+
+    return record
 
 
 def outputs_dir(project: str | None = None, *, home: str | Path | Home | None = None) -> Path:
@@ -118,3 +146,4 @@ def save_output(
 
 from sde.workspace import stats  # noqa: E402  (re-exported: ws.stats.crosstab(...))
 from sde.workspace.release import check_release, request_release  # noqa: E402
+from sde.workspace.scratch import scratch_dir  # noqa: E402

@@ -68,7 +68,7 @@ def test_demo_succeeds_and_says_so(tmp_path: Path) -> None:
         check=False,
     )
     assert ran.returncode == 0, ran.stderr[-3000:]
-    assert "PermissionException - as it should be" in ran.stdout
+    assert "refused: file access outside the scratch area" in ran.stdout
     assert "release check: pass" in ran.stdout  # checked in the notebook before filing
     assert re.search(r"^rr-[0-9a-f]{12} submitted$", ran.stdout, re.M)
     assert ran.stdout.strip().splitlines()[-3] == "sex,n"
