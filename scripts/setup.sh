@@ -44,6 +44,11 @@ if [ "${SDE_SETUP_OPA:-0}" = "1" ]; then
     fi
 fi
 
+# --- kube-apiserver and etcd (only when asked: the kube tests need them) --------------
+if [ "${SDE_SETUP_KUBE:-0}" = "1" ]; then
+    bash "$root/scripts/setup_kube.sh"
+fi
+
 # --- PostgreSQL server binaries (only when asked: the SQL tests start a throwaway ------
 # cluster of their own in a temp dir; no system cluster or service is ever used) -------
 if [ "${SDE_SETUP_POSTGRES:-0}" = "1" ]; then

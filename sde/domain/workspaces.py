@@ -53,6 +53,7 @@ DEFAULT_EXTRACT_CLAIM = "sde-extract-{project}"
 RESERVED_ENV: dict[str, str] = {
     "SDE_PROJECT": "",  # filled per pod
     "SDE_USER": "",  # filled per pod
+    "SDE_SCRATCH": SCRATCH_PATH,  # where DuckDB may read and write files
     "HOME": HOME_DIR,
     "JUPYTER_RUNTIME_DIR": f"{TMP_PATH}/jupyter/runtime",
     "IPYTHONDIR": f"{TMP_PATH}/ipython",

@@ -364,6 +364,7 @@ EXPECTED_POD: dict[str, Any] = {
                 "env": [
                     {"name": "SDE_PROJECT", "value": "diabetes-2026"},
                     {"name": "SDE_USER", "value": "alice"},
+                    {"name": "SDE_SCRATCH", "value": "/home/jovyan/scratch"},
                     {"name": "HOME", "value": "/home/jovyan"},
                     {"name": "JUPYTER_RUNTIME_DIR", "value": "/tmp/jupyter/runtime"},
                     {"name": "IPYTHONDIR", "value": "/tmp/ipython"},
