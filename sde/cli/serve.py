@@ -58,6 +58,14 @@ def _jupyterhub() -> str:
     help="Also print a one-time sign-in token for this person.",
 )
 @click.option(
+    "--guard-interval",
+    type=click.FloatRange(0.5, 3600),
+    default=10.0,
+    show_default=True,
+    help="Seconds between the session guard's checks (it stops workspaces policy no "
+    "longer allows).",
+)
+@click.option(
     "--no-start", is_flag=True, help="Write the hub's configuration, print its path, stop."
 )
 @home_option
@@ -67,6 +75,7 @@ def serve(
     allow_remote: bool,
     proxy: str | None,
     link_person: str | None,
+    guard_interval: float,
     no_start: bool,
     home_dir: Path | None,
 ) -> None:
@@ -85,7 +94,12 @@ def serve(
         raise ConfigError("sde serve reads the master key file; unset SDE_MASTER_KEY")
     open_home(home.root).master_key()  # fails closed now if the key file is missing or open
     config = write_config_file(
-        home, port=port, ip=ip, proxy_cmd=[find_proxy(proxy)], allow_remote=allow_remote
+        home,
+        port=port,
+        ip=ip,
+        proxy_cmd=[find_proxy(proxy)],
+        allow_remote=allow_remote,
+        guard_interval=guard_interval,
     )
     url = f"http://{ip}:{port}/hub/login"
     if link_person:
@@ -100,3 +114,46 @@ def serve(
     hub = _jupyterhub()
     os.chdir(config.parent)
     os.execv(hub, [hub, "-f", str(config)])  # noqa: S606
+
+
+@main.command("session-guard")
+@click.option(
+    "--interval",
+    type=click.FloatRange(0.5, 3600),
+    default=10.0,
+    show_default=True,
+    help="Seconds between checks.",
+)
+@click.option("--once", is_flag=True, help="Check once and stop.")
+@home_option
+def session_guard(interval: float, once: bool, home_dir: Path | None) -> None:
+    """Stop running workspaces the policy no longer allows (a service `sde serve` starts).
+
+    Reads the hub's API URL and token from JUPYTERHUB_API_URL and JUPYTERHUB_API_TOKEN."""
+    import time
+
+    from sde.adapters.jupyterhub_api import HubApi
+    from sde.services.sessions import stop_refused_sessions
+    from sde.services.wiring import control_plane, policy_engine
+
+    api_url = os.environ.get("JUPYTERHUB_API_URL", "")
+    token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
+    if not api_url or not token:
+        raise ConfigError("the session guard needs JUPYTERHUB_API_URL and JUPYTERHUB_API_TOKEN")
+    home = load_home(home_dir)
+    hub = HubApi(api_url, token)
+    engine = policy_engine(home)  # the checks are not audited; each stop is
+    click.echo(f"session guard: checking running workspaces every {interval:g} s")
+    while True:
+        with control_plane(home) as store:
+            stops = stop_refused_sessions(
+                store, engine, hub, store.audit, today=dt.datetime.now(dt.UTC).date()
+            )
+        for stop in stops:
+            click.echo(
+                f"stopped {stop.session.person}'s workspace on {stop.session.project}: "
+                + "; ".join(stop.reasons)
+            )
+        if once:
+            return
+        time.sleep(interval)

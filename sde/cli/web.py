@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import os
+from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 
@@ -66,9 +69,25 @@ def is_loopback(host: str) -> bool:
     is_flag=True,
     help="Allow a non-loopback --host (put TLS in front of it).",
 )
+@click.option(
+    "--hub",
+    "behind_hub",
+    is_flag=True,
+    help="Run as a JupyterHub service: sign in through the hub, serve under its prefix "
+    "(from the JUPYTERHUB_* variables the hub sets; `sde serve` starts it so).",
+)
 @home_option
-def serve_command(host: str, port: int, allow_remote: bool, home_dir: Path | None) -> None:
+def serve_command(
+    host: str, port: int, allow_remote: bool, behind_hub: bool, home_dir: Path | None
+) -> None:
     """Serve the web page (uvicorn) on HOST:PORT, loopback only unless --allow-remote."""
+    base = ""
+    hub = None
+    if behind_hub:
+        from sde.web.hub import HubSignIn
+
+        host, port, base = hub_service_address(os.environ)
+        hub = HubSignIn.from_environment()
     if not is_loopback(host) and not allow_remote:
         raise InputError(
             f"refusing to listen on {host}, which is not a loopback address; "
@@ -79,7 +98,20 @@ def serve_command(host: str, port: int, allow_remote: bool, home_dir: Path | Non
     from sde.web.app import create_app
 
     home = load_home(home_dir)
-    app = create_app(home)
-    click.echo(f"serving the airlock page on http://{host}:{port}/ (Ctrl-C stops)")
-    # No access log: a sign-in link's token is in its URL.
+    app = create_app(home, base=base, hub=hub)
+    click.echo(f"serving the airlock page on http://{host}:{port}{base}/ (Ctrl-C stops)")
+    # No access log: a sign-in link's token (or an OAuth code) is in its URL.
     uvicorn.run(app, host=host, port=port, access_log=False, server_header=False)
+
+
+def hub_service_address(environ: Mapping[str, str]) -> tuple[str, int, str]:
+    """``(host, port, path prefix)`` of a hub-managed service, from ``JUPYTERHUB_SERVICE_URL``
+    and ``JUPYTERHUB_SERVICE_PREFIX``."""
+    url = environ.get("JUPYTERHUB_SERVICE_URL", "")
+    prefix = environ.get("JUPYTERHUB_SERVICE_PREFIX", "")
+    parsed = urlsplit(url)
+    if parsed.scheme != "http" or not parsed.hostname or not parsed.port:
+        raise InputError("--hub needs JUPYTERHUB_SERVICE_URL (http://host:port) from the hub")
+    if not prefix.startswith("/services/"):
+        raise InputError("--hub needs JUPYTERHUB_SERVICE_PREFIX (/services/NAME/) from the hub")
+    return parsed.hostname, parsed.port, prefix.rstrip("/")

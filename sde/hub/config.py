@@ -30,6 +30,7 @@ from traitlets.config import Config
 
 from sde.errors import ConfigError
 from sde.hub.auth import SdeAuthenticator
+from sde.hub.lab import server_args, write_lab_config
 from sde.hub.spawner import SdeSpawner, pre_spawn_hook
 from sde.services.home import Home
 
@@ -37,6 +38,8 @@ HUB_DIR = "hub"
 DB_FILE = "jupyterhub.sqlite"
 COOKIE_SECRET_FILE = "jupyterhub_cookie_secret"  # noqa: S105 (a file name)
 CONFIG_FILE = "jupyterhub_config.py"
+AIRLOCK_SERVICE = "airlock"
+GUARD_SERVICE = "session-guard"
 
 
 def is_loopback(host: str) -> bool:
@@ -70,6 +73,14 @@ def hub_dir(home: Home) -> Path:
     return folder
 
 
+def sde_command() -> list[str]:
+    """The ``sde`` command of this Python's environment."""
+    beside = Path(sys.executable).parent / "sde"
+    if beside.exists():
+        return [str(beside)]
+    return [sys.executable, "-c", "from sde.cli import main; main()"]
+
+
 def singleuser_command() -> list[str]:
     """``jupyterhub-singleuser`` from this Python's environment when it is there."""
     beside = Path(sys.executable).parent / "jupyterhub-singleuser"
@@ -84,7 +95,9 @@ def hub_config(
     proxy_cmd: Sequence[str] = ("configurable-http-proxy",),
     proxy_api_port: int | None = None,
     hub_port: int | None = None,
+    airlock_port: int | None = None,
     allow_remote: bool = False,
+    guard_interval: float = 10.0,
 ) -> Config:
     """JupyterHub's configuration for researchers' workspaces over ``home``."""
     if not is_loopback(ip) and not allow_remote:
@@ -119,8 +132,45 @@ def hub_config(
     c.Spawner.default_url = "/lab"
     c.Spawner.cmd = singleuser_command()
     c.Spawner.ip = "127.0.0.1"
-    if os.getuid() == 0:
-        c.Spawner.args = ["--allow-root"]
+    c.Spawner.args = [*server_args(), *(["--allow-root"] if os.getuid() == 0 else [])]
+    write_lab_config(folder / "jupyter")
+    c.SdeSpawner.jupyter_config_path = str(folder / "jupyter")
+    home_arg = ["--home", str(home.root)]
+    c.JupyterHub.services = [
+        {
+            # The airlock page, signed in to through the hub (OAuth): one sign-in.
+            "name": AIRLOCK_SERVICE,
+            "url": f"http://127.0.0.1:{airlock_port or port + 3}",
+            "command": [*sde_command(), "web", "serve", "--hub", *home_arg],
+            "oauth_no_confirm": True,
+            "display": True,
+        },
+        {
+            # Stops running workspaces that policy no longer allows.
+            "name": GUARD_SERVICE,
+            "command": [
+                *sde_command(),
+                "session-guard",
+                "--interval",
+                f"{guard_interval:g}",
+                *home_arg,
+            ],
+        },
+    ]
+    c.JupyterHub.load_roles = [
+        {
+            # Everyone signed in: their own things, and the airlock page (which decides
+            # what each may see there from sde's roles).
+            "name": "user",
+            "scopes": ["self", f"access:services!service={AIRLOCK_SERVICE}"],
+        },
+        {
+            "name": "sde-session-guard",
+            "description": "See who has a workspace running, and stop it",
+            "scopes": ["list:users", "read:users", "read:servers", "delete:servers"],
+            "services": [GUARD_SERVICE],
+        },
+    ]
     return c
 
 
@@ -133,6 +183,7 @@ def write_config_file(
     allow_remote: bool = False,
     proxy_api_port: int | None = None,
     hub_port: int | None = None,
+    guard_interval: float = 10.0,
 ) -> Path:
     """Write ``<home>/hub/jupyterhub_config.py`` (0600) that loads :func:`hub_config`;
     checked by building the configuration once first."""
@@ -143,6 +194,7 @@ def write_config_file(
         "allow_remote": allow_remote,
         "proxy_api_port": proxy_api_port,
         "hub_port": hub_port,
+        "guard_interval": guard_interval,
     }
     # Built once here, so a bad setting fails now rather than inside the hub.
     hub_config(
@@ -153,6 +205,7 @@ def write_config_file(
         allow_remote=allow_remote,
         proxy_api_port=proxy_api_port,
         hub_port=hub_port,
+        guard_interval=guard_interval,
     )
     path = home.root / HUB_DIR / CONFIG_FILE
     text = (

@@ -83,6 +83,9 @@ class SdeSpawner(SimpleLocalProcessSpawner):  # type: ignore[misc]
     """A local JupyterLab for one person on one project (no isolation: see the module)."""
 
     sde_home = Unicode(help="The sde home (state directory) the sessions use.").tag(config=True)
+    jupyter_config_path = Unicode(
+        help="A Jupyter configuration folder for the sessions (the lab's page_config.json)."
+    ).tag(config=True)
 
     async def get_options_form(self) -> str:
         home = _open(self.sde_home)
@@ -100,6 +103,8 @@ class SdeSpawner(SimpleLocalProcessSpawner):  # type: ignore[misc]
         env["SDE_HOME"] = str(_open(self.sde_home).root)
         env["SDE_USER"] = str(self.user.name)
         env["SDE_PROJECT"] = chosen_project(self)
+        if self.jupyter_config_path:
+            env["JUPYTER_CONFIG_PATH"] = self.jupyter_config_path
         return env
 
 

@@ -43,6 +43,7 @@ from sde.services.release import ReleaseService
 from sde.services.release_views import STATUS_ORDER, CellView, FileView, QueueItem
 from sde.services.wiring import control_plane, policy_engine, release_service
 from sde.web.auth import NonceRegister, SignInError, WebAuth
+from sde.web.hub import HubSignIn
 
 log = logging.getLogger("sde.web")
 
@@ -74,6 +75,8 @@ INTERNAL_ERROR = (
     b"</main></body></html>"
 )
 OPEN_STATUSES = frozenset({"submitted", "in_review"})
+OAUTH_STATE_COOKIE = "sde_oauth_state"
+OAUTH_STATE_SECONDS = 600
 
 STATUS_WORDS = {
     "draft": "draft",
@@ -128,8 +131,9 @@ def _isotime(value: dt.datetime | None) -> str:
     return "" if value is None else value.astimezone(dt.UTC).isoformat(timespec="seconds")
 
 
-def templates() -> jinja2.Environment:
-    """The page templates, autoescaped, failing on an undefined name."""
+def templates(base: str = "") -> jinja2.Environment:
+    """The page templates, autoescaped, failing on an undefined name; links start with
+    ``base``."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
         autoescape=True,
@@ -145,6 +149,7 @@ def templates() -> jinja2.Environment:
     env.filters["shorttime"] = _shorttime
     env.filters["isotime"] = _isotime
     env.globals["rules_fired"] = rules_fired
+    env.globals["base"] = base
     return env
 
 
@@ -259,15 +264,27 @@ class SecurityHeaders:
 
 
 def create_app(
-    home: Home, *, engine: PolicyEngine | None = None, clock: Clock = utc_now
+    home: Home,
+    *,
+    engine: PolicyEngine | None = None,
+    clock: Clock = utc_now,
+    base: str = "",
+    hub: HubSignIn | None = None,
 ) -> FastAPI:
     """The web page over ``home``. ``engine`` is the policy engine to decide with (default:
     the one the home's settings name, built once at the first request); each request wraps
-    it so its decisions are recorded in the audit chain for the signed-in person."""
+    it so its decisions are recorded in the audit chain for the signed-in person.
+
+    ``base`` is the path the page is served under (``/services/airlock`` behind
+    JupyterHub's proxy; nothing when served on its own). With ``hub``, people sign in
+    through JupyterHub (OAuth) and one-time links are not accepted."""
+    if base and (not base.startswith("/") or base.endswith("/")):
+        raise ValueError("base must start with / and not end with one")
     auth = WebAuth(home.master_key())
     used_links = NonceRegister()
     signed_out = NonceRegister()
-    env = templates()
+    env = templates(base)
+    cookie_path = f"{base}/"
     engine_lock = threading.Lock()
     engines: list[PolicyEngine] = [engine] if engine is not None else []
 
@@ -383,9 +400,22 @@ def create_app(
             return None
 
     @app.exception_handler(PageError)
-    async def on_page_error(request: Request, exc: PageError) -> HTMLResponse:
+    async def on_page_error(request: Request, exc: PageError) -> Response:
+        if (
+            hub is not None
+            and exc.status == 401
+            and request.method == "GET"
+            and SESSION_COOKIE not in request.cookies
+            and not request.url.path.endswith("/oauth_callback")
+        ):
+            # Not signed in to the page yet: off to the hub (which signs in if need be).
+            return RedirectResponse(f"{base}/signin", status_code=303)
         viewer = None if exc.status == 401 else await viewer_if_any(request)
-        return error_page(exc.status, exc.title, exc.message, exc.hint, viewer)
+        hint, back = exc.hint, None
+        if exc.status == 401 and hub is not None:
+            hint = "Sign in again through JupyterHub."
+            back = f"{base}/signin"
+        return error_page(exc.status, exc.title, exc.message, hint, viewer, back)
 
     @app.exception_handler(SdeError)
     async def on_sde_error(request: Request, exc: SdeError) -> HTMLResponse:
@@ -417,6 +447,8 @@ def create_app(
     # --- sign-in -------------------------------------------------------------------------
 
     def check_link(token: str) -> tuple[str, dt.datetime]:
+        if hub is not None:
+            raise PageError(404, "Not found", "Sign in through JupyterHub.")
         now = clock()
         try:
             claim = auth.check_link(token, now)
@@ -426,15 +458,17 @@ def create_app(
             raise _not_signed_in(
                 "The sign-in link cannot be used: it has been used already (each link works once)."
             )
+        check_person(claim.person)
+        return claim.person, claim.expires
+
+    def check_person(person: str) -> None:
         with control_plane(home) as store:
             try:
-                store.get_person(claim.person)
+                store.get_person(person)
             except NotFound:
                 raise _not_signed_in(
-                    f"The sign-in link cannot be used: there is no person {claim.person!r} "
-                    "in this environment."
+                    f"You cannot sign in: there is no person {person!r} in this environment."
                 ) from None
-        return claim.person, claim.expires
 
     @app.get("/favicon.ico", response_model=None)
     def favicon() -> Response:
@@ -445,11 +479,13 @@ def create_app(
         try:
             current_viewer(request)
         except PageError:
-            return RedirectResponse("/signin", status_code=303)
-        return RedirectResponse("/queue", status_code=303)
+            return RedirectResponse(f"{base}/signin", status_code=303)
+        return RedirectResponse(f"{base}/queue", status_code=303)
 
     @app.get("/signin", response_model=None)
     def signin_page(request: Request, token: str | None = None) -> Response:
+        if hub is not None:
+            return hub_redirect(hub)
         if not token:
             signed = request.query_params.get("signed_out") == "1"
             return page("signin.html", title="Sign in", signed_out=signed)
@@ -464,8 +500,22 @@ def create_app(
             token=token,
         )
 
+    def start_session(request: Request, response: Response, person: str, now: dt.datetime) -> None:
+        cookie, expires = auth.session_cookie(person, now)
+        response.set_cookie(
+            SESSION_COOKIE,
+            cookie,
+            max_age=int((expires - now).total_seconds()),
+            path=cookie_path,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
+
     @app.post("/signin", response_model=None)
     async def signin(request: Request) -> Response:
+        if hub is not None:
+            raise PageError(404, "Not found", "Sign in through JupyterHub.")
         require_same_site(request)
         form = await request.form()
         token = form.get("token")
@@ -478,17 +528,8 @@ def create_app(
             raise _not_signed_in(
                 "The sign-in link cannot be used: it has been used already (each link works once)."
             )
-        cookie, expires = auth.session_cookie(person, now)
-        response = RedirectResponse("/queue", status_code=303)
-        response.set_cookie(
-            SESSION_COOKIE,
-            cookie,
-            max_age=int((expires - now).total_seconds()),
-            path="/",
-            httponly=True,
-            samesite="strict",
-            secure=request.url.scheme == "https",
-        )
+        response = RedirectResponse(f"{base}/queue", status_code=303)
+        start_session(request, response, person, now)
         log.info("signed in: %s", person)
         return response
 
@@ -499,8 +540,9 @@ def create_app(
         now = clock()
         claim = auth.check_session(viewer.cookie, now)
         signed_out.use(claim, now)
-        response = RedirectResponse("/signin?signed_out=1", status_code=303)
-        response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+        after = hub.logout_url if hub is not None else f"{base}/signin?signed_out=1"
+        response = RedirectResponse(after, status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path=cookie_path, httponly=True, samesite="strict")
         log.info("signed out: %s", viewer.person)
         return response
 
@@ -586,7 +628,7 @@ def create_app(
 
         status = await run_in_threadpool(record)
         log.info("review recorded: %s on %s, now %s", viewer.person, request_id, status)
-        return RedirectResponse(f"/requests/{quote(request_id)}?reviewed=1", status_code=303)
+        return RedirectResponse(f"{base}/requests/{quote(request_id)}?reviewed=1", status_code=303)
 
     @app.post("/requests/{request_id}/withdraw", response_model=None)
     async def withdraw(request: Request, request_id: str) -> Response:
@@ -600,9 +642,55 @@ def create_app(
 
         await run_in_threadpool(record)
         log.info("request withdrawn: %s by %s", request_id, viewer.person)
-        return RedirectResponse(f"/requests/{quote(request_id)}", status_code=303)
+        return RedirectResponse(f"{base}/requests/{quote(request_id)}", status_code=303)
 
-    return app
+    # --- sign-in through JupyterHub --------------------------------------------------------
+
+    def hub_redirect(hub: HubSignIn) -> Response:
+        """Start the OAuth code flow (with PKCE) at the hub; the state ties the answer to
+        this browser (a cookie) and this server (remembered until it is used)."""
+        state, location = hub.start(clock())
+        response = RedirectResponse(location, status_code=303)
+        response.set_cookie(
+            OAUTH_STATE_COOKIE,
+            state,
+            max_age=OAUTH_STATE_SECONDS,
+            path=cookie_path,
+            httponly=True,
+            samesite="lax",  # it must come back with the hub's redirect
+        )
+        return response
+
+    if hub is not None:
+        signing_in: HubSignIn = hub
+
+        @app.get("/oauth_callback", response_model=None)
+        async def oauth_callback(request: Request) -> Response:
+            state = request.query_params.get("state") or ""
+            code = request.query_params.get("code") or ""
+            if request.query_params.get("error"):
+                raise _not_signed_in("JupyterHub did not sign you in.")
+            if not state or state != request.cookies.get(OAUTH_STATE_COOKIE) or not code:
+                raise _not_signed_in(
+                    "The answer from JupyterHub does not belong to this browser's sign-in."
+                )
+            person = await signing_in.finish(state, code, clock())
+            if person is None:
+                raise _not_signed_in("JupyterHub's sign-in could not be completed.")
+            check_person(person)
+            now = clock()
+            response = RedirectResponse(f"{base}/queue", status_code=303)
+            response.delete_cookie(OAUTH_STATE_COOKIE, path=cookie_path)
+            start_session(request, response, person, now)
+            log.info("signed in through the hub: %s", person)
+            return response
+
+    if not base:
+        return app
+    outer = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    outer.add_middleware(SecurityHeaders)
+    outer.mount(base, app)
+    return outer
 
 
 def _image_file(files: tuple[FileView, ...], name: str) -> FileView:

@@ -4,36 +4,25 @@ a spawn refused by policy for a non-member, a member's JupyterLab started."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
+from sde.hub.lab import DISABLED_LAB_PLUGINS
 from sde.services.home import Home, init_home
 from sde.services.wiring import control_plane, policy_engine
 from sde.web.auth import WebAuth
+from tests.e2e.hubkit import api_token, running_hub, sessions, sign_in, spawn, wait_for_lab
 from tests.factories import airlock_project
 
 pytestmark = [pytest.mark.e2e, pytest.mark.sql, pytest.mark.policy, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
-PROXY = REPO / ".build" / "node" / "node_modules" / ".bin" / "configurable-http-proxy"
-# The sde command with `serve` registered, whether or not sde.cli lists it yet.
-SDE = [sys.executable, "-c", "import sde.cli.serve; from sde.cli import main; main()"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+SDE = [sys.executable, "-c", "from sde.cli import main; main()"]
 
 
 @pytest.fixture
@@ -46,43 +35,8 @@ def home(tmp_path: Path) -> Home:
 
 @pytest.fixture
 def hub(home: Home, tmp_path: Path) -> Iterator[str]:
-    if not PROXY.exists():
-        pytest.fail(f"{PROXY} is missing: run SDE_SETUP_HUB=1 bash scripts/setup.sh")
-    port = _free_port()
-    log = (tmp_path / "hub.log").open("w")
-    process = subprocess.Popen(
-        [*SDE, "serve", "--home", str(home.root), "--port", str(port), "--proxy", str(PROXY)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group: the proxy and servers stop with it
-        env={k: v for k, v in os.environ.items() if k != "SDE_MASTER_KEY"},
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(f"{url}/hub/health", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("the hub did not start:\n" + (tmp_path / "hub.log").read_text())
-            time.sleep(0.3)
+    with running_hub(home, tmp_path / "hub.log") as url:
         yield url
-    finally:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=15)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=5)
-        finally:
-            log.close()
-            for pid in _sessions(home):  # left behind only if the hub died without cleaning up
-                os.kill(pid, signal.SIGKILL)
 
 
 def _serve(home: Home, *args: str) -> subprocess.CompletedProcess[str]:
@@ -121,53 +75,6 @@ def test_serve_refuses(home: Home, args: list[str], message: str) -> None:
     assert message in result.stderr
 
 
-def _sign_in(url: str, home: Home, person: str, tokens: list[str]) -> requests.Session:
-    session = requests.Session()
-    page = session.get(f"{url}/hub/login", timeout=10)
-    assert page.status_code == 200
-    xsrf = session.cookies.get("_xsrf")
-    assert xsrf, "the login page set no _xsrf cookie"
-    token = WebAuth(home.master_key()).link_token(person, dt.datetime.now(dt.UTC))
-    tokens.append(token)
-    answer = session.post(
-        f"{url}/hub/login",
-        data={"username": person, "password": token, "_xsrf": xsrf},
-        allow_redirects=False,
-        timeout=10,
-    )
-    assert answer.status_code == 302, answer.status_code
-    assert "/hub/login" not in answer.headers["Location"]
-    return session
-
-
-def _spawn(session: requests.Session, url: str, person: str) -> requests.Response:
-    return session.post(
-        f"{url}/hub/spawn/{person}",
-        data={"project": "diabetes", "_xsrf": session.cookies.get("_xsrf") or ""},
-        allow_redirects=False,
-        timeout=30,
-    )
-
-
-def _sessions(home: Home) -> dict[int, dict[str, str]]:
-    """The single-user servers started for ``home``, by pid, with their environments
-    (the spawner starts each in a session of its own, outside the hub's process group)."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = (entry / "environ").read_bytes()
-        except (PermissionError, FileNotFoundError, ProcessLookupError):
-            continue
-        env = dict(
-            item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item
-        )
-        if env.get("SDE_HOME") == str(home.root) and "JUPYTERHUB_USER" in env:
-            found[int(entry.name)] = env
-    return found
-
-
 def test_serve_signs_in_refuses_a_non_member_and_starts_a_members_lab(
     hub: str, home: Home, tmp_path: Path
 ) -> None:
@@ -184,30 +91,50 @@ def test_serve_signs_in_refuses_a_non_member_and_starts_a_members_lab(
     )
     assert refused.status_code == 403
 
-    mallory = _sign_in(url, home, "mallory", tokens)
-    denied = _spawn(mallory, url, "mallory")
+    mallory = sign_in(url, home, "mallory", tokens)
+    denied = spawn(mallory, url, "mallory", "diabetes")
     assert denied.status_code == 403
     assert "workspace refused" in denied.text
     assert re.search(r"not a member", denied.text), "the refusal does not name the reason"
 
-    alice = _sign_in(url, home, "alice", tokens)
+    alice = sign_in(url, home, "alice", tokens)
     form = alice.get(f"{url}/hub/spawn", timeout=10)
     assert 'value="diabetes"' in form.text
-    started = _spawn(alice, url, "alice")
+    started = spawn(alice, url, "alice", "diabetes")
     assert started.status_code == 302
     # The lab page first: it takes alice through the hub's OAuth to her own server (an
     # /api/ request without that cookie is answered 403, not redirected).
-    deadline = time.monotonic() + 45
-    while True:
-        lab = alice.get(f"{url}/user/alice/lab", timeout=10)
-        if lab.status_code == 200 and "/user/alice/lab" in lab.url:
-            break
-        assert time.monotonic() < deadline, f"alice's lab did not open ({lab.status_code})"
-        time.sleep(1)
+    wait_for_lab(alice, url, "alice")
     status = alice.get(f"{url}/user/alice/api/status", timeout=10)
     assert status.status_code == 200
     assert "started" in status.json()
-    [env] = [e for e in _sessions(home).values() if e["JUPYTERHUB_USER"] == "alice"]
+
+    # Download, export, view-as-page and terminals are off, each refusal recorded.
+    work = home.root / "hub" / "users" / "alice"
+    (work / "counts.csv").write_text("sex,n\nF,12\n")
+    refusals = {
+        f"{url}/user/alice/files/counts.csv?download=1": "Downloading files",
+        f"{url}/user/alice/nbconvert/html/x.ipynb?download=true": "Exporting notebooks",
+        f"{url}/user/alice/view/counts.csv": "Opening files as web pages",
+    }
+    for address, what in refusals.items():
+        refused = alice.get(address, timeout=10)
+        assert refused.status_code == 403, (address, refused.status_code)
+        assert f"{what}" in refused.text
+        assert "F,12" not in refused.text
+    token = api_token(alice, url, "alice")
+    terminal = requests.post(
+        f"{url}/user/alice/api/terminals", headers={"Authorization": f"token {token}"}, timeout=10
+    )
+    assert terminal.status_code == 404
+    with control_plane(home) as store:
+        refused_events = [e for e in store.audit.events() if e.action == "workspace.refused"]
+    assert len(refused_events) == len(refusals)
+    assert {(e.actor, e.subject) for e in refused_events} == {("alice", "project:diabetes")}
+    lab = alice.get(f"{url}/user/alice/lab", timeout=10)
+    for plugin in DISABLED_LAB_PLUGINS:
+        assert plugin in lab.text, f"{plugin} is not disabled in the lab's page config"
+    [env] = [e for e in sessions(home).values() if e["JUPYTERHUB_USER"] == "alice"]
     assert (env["SDE_HOME"], env["SDE_USER"], env["SDE_PROJECT"]) == (
         str(home.root),
         "alice",

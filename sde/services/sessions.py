@@ -1,0 +1,89 @@
+"""Stopping the workspaces policy no longer allows: a suspended project, a banned person
+(or organisation), an expired accreditation, a membership removed.
+
+The hub knows which sessions run and on which project (the ``project`` the person chose,
+kept in the server's ``user_options``); sde knows whether each may go on. The session
+guard (``sde session-guard``, a service the hub starts and gives a token that may list
+users and stop servers) asks the ``sde.access`` policy about every running session every
+few seconds and stops each refused one, recording ``workspace.stopped`` with the policy's
+reasons. The checks themselves are not audited (they would add an event per session every
+few seconds); each stop is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Protocol
+
+from sde.domain.policy import OPEN_WORKSPACE, PolicyEngine
+from sde.domain.projects import PERSON_ID, PROJECT_ID
+from sde.domain.sessions import RunningSession, Stop
+from sde.services.access import AccessFacts, decide_access
+from sde.services.ports import AuditSink
+
+GUARD = "session-guard"
+
+
+class SessionHub(Protocol):
+    def running_sessions(self) -> list[RunningSession]: ...
+
+    def stop(self, session: RunningSession) -> None: ...
+
+
+def sessions_to_stop(
+    facts: AccessFacts,
+    engine: PolicyEngine,
+    sessions: list[RunningSession],
+    *,
+    today: dt.date,
+) -> list[Stop]:
+    """The sessions that may not go on, each with why. A session whose person or project
+    is unknown or malformed is stopped (fail closed)."""
+    stops = []
+    for session in sessions:
+        if not PERSON_ID.fullmatch(session.person):
+            stops.append(Stop(session, ("not a person sde knows",)))
+            continue
+        if session.project is None or not PROJECT_ID.fullmatch(session.project):
+            stops.append(Stop(session, ("the session was not opened on a project",)))
+            continue
+        decision = decide_access(
+            facts,
+            engine,
+            person_id=session.person,
+            project_id=session.project,
+            action=OPEN_WORKSPACE,
+            today=today,
+        )
+        if not decision.allow:
+            stops.append(Stop(session, tuple(decision.reasons) or ("refused by policy",)))
+    return stops
+
+
+def stop_refused_sessions(
+    facts: AccessFacts,
+    engine: PolicyEngine,
+    hub: SessionHub,
+    audit: AuditSink,
+    *,
+    today: dt.date,
+    on_stop: Callable[[Stop], None] | None = None,
+) -> list[Stop]:
+    """Stop every running session the policy refuses now; record each stop."""
+    stops = sessions_to_stop(facts, engine, hub.running_sessions(), today=today)
+    for stop in stops:
+        hub.stop(stop.session)
+        audit.record(
+            GUARD,
+            "workspace.stopped",
+            f"person:{stop.session.person}",
+            {
+                "project": stop.session.project or "",
+                "server": stop.session.server,
+                "reasons": list(stop.reasons),
+            },
+        )
+        if on_stop is not None:
+            on_stop(stop)
+    return stops
