@@ -34,8 +34,10 @@ import requests
 
 from sde.domain.projects import check_person_id
 from sde.domain.workspaces import (
+    LABEL_COMPONENT,
     LABEL_NAME,
     LABEL_PERSON,
+    LABEL_PROJECT,
     WORKSPACE_APP,
     PodSettings,
     build_default_deny,
@@ -155,6 +157,9 @@ def selector_text(labels: Mapping[str, str]) -> str:
     return ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
 
 
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+
+
 class KubeApi:
     """Namespaces, Pods and NetworkPolicies over the Kubernetes REST API.
 
@@ -194,6 +199,22 @@ class KubeApi:
             {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         )
         self._session.trust_env = False  # no proxy or netrc from the environment
+
+    @classmethod
+    def in_cluster(cls, environ: Mapping[str, str], account: Path = SERVICE_ACCOUNT_DIR) -> KubeApi:
+        """The API server of the cluster this process runs in, as its service account
+        (``KUBERNETES_SERVICE_HOST``/``_PORT``, the mounted token and CA)."""
+        host = environ.get("KUBERNETES_SERVICE_HOST", "")
+        port = environ.get("KUBERNETES_SERVICE_PORT", "443")
+        token_file = account / "token"
+        if not host or not token_file.is_file():
+            raise ConfigError(
+                "not running inside a Kubernetes cluster (no KUBERNETES_SERVICE_HOST or "
+                f"no service-account token at {token_file})"
+            )
+        if ":" in host:
+            host = f"[{host}]"
+        return cls(f"https://{host}:{port}", token_file.read_text().strip(), account / "ca.crt")
 
     def close(self) -> None:
         self._session.close()
@@ -457,6 +478,17 @@ class WorkspaceCluster:
         if self.api.delete("NetworkPolicy", policy, self.namespace, missing_ok=True):
             removed.append(qualified("NetworkPolicy", policy))
         return removed
+
+    def open_projects(self) -> list[str]:
+        """The projects whose NetworkPolicy is in the namespace (their exact ids, from the
+        policy's annotation), sorted."""
+        selector = {LABEL_NAME: WORKSPACE_APP, LABEL_COMPONENT: "network-policy"}
+        projects = set()
+        for item in self.api.list("NetworkPolicy", self.namespace, selector):
+            project = _mapping(_mapping(item.get("metadata")).get("annotations")).get(LABEL_PROJECT)
+            if isinstance(project, str) and project:
+                projects.add(project)
+        return sorted(projects)
 
     def stop_person(self, person_id: str) -> list[str]:
         """Delete every workspace pod of the person, in every project (a ban stops the

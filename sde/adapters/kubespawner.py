@@ -75,3 +75,18 @@ def kubespawner_settings(
         },
         "storage_pvc_ensure": False,
     }
+
+
+def configure_kubespawner(
+    spawner: Any,
+    settings: PodSettings,
+    *,
+    project_id: str,
+    person_id: str,
+    env: Mapping[str, str] | None = None,
+) -> None:
+    """Set a KubeSpawner's traits for one person's workspace on one project."""
+    for name, value in kubespawner_settings(
+        settings, project_id=project_id, person_id=person_id, env=env
+    ).items():
+        setattr(spawner, name, value)

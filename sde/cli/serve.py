@@ -66,6 +66,14 @@ def _jupyterhub() -> str:
     "longer allows).",
 )
 @click.option(
+    "--spawner",
+    type=click.Choice(["local", "kubernetes"]),
+    default="local",
+    show_default=True,
+    help="Where sessions run: local processes (no isolation; one trusted machine) or pods "
+    "(the hub runs inside the cluster; `workspaces:` in the config sets the pods).",
+)
+@click.option(
     "--no-start", is_flag=True, help="Write the hub's configuration, print its path, stop."
 )
 @home_option
@@ -76,6 +84,7 @@ def serve(
     proxy: str | None,
     link_person: str | None,
     guard_interval: float,
+    spawner: str,
     no_start: bool,
     home_dir: Path | None,
 ) -> None:
@@ -100,6 +109,7 @@ def serve(
         proxy_cmd=[find_proxy(proxy)],
         allow_remote=allow_remote,
         guard_interval=guard_interval,
+        spawner=spawner,
     )
     url = f"http://{ip}:{port}/hub/login"
     if link_person:
@@ -125,15 +135,21 @@ def serve(
     help="Seconds between checks.",
 )
 @click.option("--once", is_flag=True, help="Check once and stop.")
+@click.option(
+    "--kubernetes",
+    is_flag=True,
+    help="Also remove the pods and NetworkPolicy of projects no longer approved (runs in "
+    "the cluster, as the hub's service account).",
+)
 @home_option
-def session_guard(interval: float, once: bool, home_dir: Path | None) -> None:
+def session_guard(interval: float, once: bool, kubernetes: bool, home_dir: Path | None) -> None:
     """Stop running workspaces the policy no longer allows (a service `sde serve` starts).
 
     Reads the hub's API URL and token from JUPYTERHUB_API_URL and JUPYTERHUB_API_TOKEN."""
     import time
 
     from sde.adapters.jupyterhub_api import HubApi
-    from sde.services.sessions import stop_refused_sessions
+    from sde.services.sessions import close_inactive_projects, stop_refused_sessions
     from sde.services.wiring import control_plane, policy_engine
 
     api_url = os.environ.get("JUPYTERHUB_API_URL", "")
@@ -143,12 +159,24 @@ def session_guard(interval: float, once: bool, home_dir: Path | None) -> None:
     home = load_home(home_dir)
     hub = HubApi(api_url, token)
     engine = policy_engine(home)  # the checks are not audited; each stop is
+    cluster = None
+    if kubernetes:
+        from sde.adapters.kubernetes import KubeApi, WorkspaceCluster
+        from sde.domain.workspaces import PodSettings
+
+        settings = PodSettings.from_mapping(home.settings.extra.get("workspaces"))
+        cluster = WorkspaceCluster(KubeApi.in_cluster(os.environ), settings)
     click.echo(f"session guard: checking running workspaces every {interval:g} s")
     while True:
         with control_plane(home) as store:
             stops = stop_refused_sessions(
                 store, engine, hub, store.audit, today=dt.datetime.now(dt.UTC).date()
             )
+            if cluster is not None:
+                for project, removed in close_inactive_projects(
+                    store, cluster, store.audit
+                ).items():
+                    click.echo(f"closed project {project} in the cluster: {', '.join(removed)}")
         for stop in stops:
             click.echo(
                 f"stopped {stop.session.person}'s workspace on {stop.session.project}: "

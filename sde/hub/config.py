@@ -40,6 +40,7 @@ COOKIE_SECRET_FILE = "jupyterhub_cookie_secret"  # noqa: S105 (a file name)
 CONFIG_FILE = "jupyterhub_config.py"
 AIRLOCK_SERVICE = "airlock"
 GUARD_SERVICE = "session-guard"
+SPAWNERS = ("local", "kubernetes")
 
 
 def is_loopback(host: str) -> bool:
@@ -98,6 +99,7 @@ def hub_config(
     airlock_port: int | None = None,
     allow_remote: bool = False,
     guard_interval: float = 10.0,
+    spawner: str = "local",
 ) -> Config:
     """JupyterHub's configuration for researchers' workspaces over ``home``."""
     if not is_loopback(ip) and not allow_remote:
@@ -114,6 +116,8 @@ def hub_config(
     c.JupyterHub.db_url = f"sqlite:///{folder / DB_FILE}"
     c.JupyterHub.cookie_secret_file = str(folder / COOKIE_SECRET_FILE)
     c.JupyterHub.authenticator_class = SdeAuthenticator
+    if spawner not in SPAWNERS:
+        raise ConfigError(f"spawner must be one of {', '.join(SPAWNERS)}, not {spawner!r}")
     c.JupyterHub.spawner_class = SdeSpawner
     c.JupyterHub.shutdown_on_logout = True
     c.JupyterHub.cleanup_servers = True
@@ -153,6 +157,7 @@ def hub_config(
                 "session-guard",
                 "--interval",
                 f"{guard_interval:g}",
+                *(["--kubernetes"] if spawner == "kubernetes" else []),
                 *home_arg,
             ],
         },
@@ -171,6 +176,11 @@ def hub_config(
             "services": [GUARD_SERVICE],
         },
     ]
+    if spawner == "kubernetes":
+        from sde.hub.kube import SdeKubeSpawner
+
+        c.JupyterHub.spawner_class = SdeKubeSpawner
+        c.SdeKubeSpawner.sde_home = str(home.root)
     return c
 
 
@@ -184,6 +194,7 @@ def write_config_file(
     proxy_api_port: int | None = None,
     hub_port: int | None = None,
     guard_interval: float = 10.0,
+    spawner: str = "local",
 ) -> Path:
     """Write ``<home>/hub/jupyterhub_config.py`` (0600) that loads :func:`hub_config`;
     checked by building the configuration once first."""
@@ -195,6 +206,7 @@ def write_config_file(
         "proxy_api_port": proxy_api_port,
         "hub_port": hub_port,
         "guard_interval": guard_interval,
+        "spawner": spawner,
     }
     # Built once here, so a bad setting fails now rather than inside the hub.
     hub_config(
@@ -206,6 +218,7 @@ def write_config_file(
         proxy_api_port=proxy_api_port,
         hub_port=hub_port,
         guard_interval=guard_interval,
+        spawner=spawner,
     )
     path = home.root / HUB_DIR / CONFIG_FILE
     text = (

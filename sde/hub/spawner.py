@@ -10,7 +10,8 @@ spawn or a stale form must not get round it) and refuses with HTTP 403 naming ev
 The decision is audited for the person.
 
 ``SimpleLocalProcessSpawner`` gives no isolation between users (same OS user, same file
-system): a development and demonstration spawner. Production uses KubeSpawner (not done).
+system): a development and demonstration spawner. In a cluster,
+:class:`sde.hub.kube.SdeKubeSpawner` runs each session in a pod of its own.
 """
 
 from __future__ import annotations
@@ -79,13 +80,11 @@ def project_from_form(form_data: dict[str, list[str]]) -> dict[str, str]:
     return {"project": values[0]}
 
 
-class SdeSpawner(SimpleLocalProcessSpawner):  # type: ignore[misc]
-    """A local JupyterLab for one person on one project (no isolation: see the module)."""
+class ProjectOptions:
+    """The options form of a person's projects, for any spawner with ``sde_home``."""
 
-    sde_home = Unicode(help="The sde home (state directory) the sessions use.").tag(config=True)
-    jupyter_config_path = Unicode(
-        help="A Jupyter configuration folder for the sessions (the lab's page_config.json)."
-    ).tag(config=True)
+    sde_home: str
+    user: Any
 
     async def get_options_form(self) -> str:
         home = _open(self.sde_home)
@@ -97,6 +96,15 @@ class SdeSpawner(SimpleLocalProcessSpawner):  # type: ignore[misc]
 
     def run_options_from_form(self, form_data: dict[str, list[str]]) -> dict[str, str]:
         return project_from_form(form_data)
+
+
+class SdeSpawner(ProjectOptions, SimpleLocalProcessSpawner):  # type: ignore[misc]
+    """A local JupyterLab for one person on one project (no isolation: see the module)."""
+
+    sde_home = Unicode(help="The sde home (state directory) the sessions use.").tag(config=True)
+    jupyter_config_path = Unicode(
+        help="A Jupyter configuration folder for the sessions (the lab's page_config.json)."
+    ).tag(config=True)
 
     def get_env(self) -> dict[str, str]:
         env: dict[str, str] = super().get_env()

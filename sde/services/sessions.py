@@ -17,8 +17,9 @@ from collections.abc import Callable
 from typing import Protocol
 
 from sde.domain.policy import OPEN_WORKSPACE, PolicyEngine
-from sde.domain.projects import PERSON_ID, PROJECT_ID
+from sde.domain.projects import PERSON_ID, PROJECT_ID, ProjectStatus
 from sde.domain.sessions import RunningSession, Stop
+from sde.errors import NotFound
 from sde.services.access import AccessFacts, decide_access
 from sde.services.ports import AuditSink
 
@@ -87,3 +88,36 @@ def stop_refused_sessions(
         if on_stop is not None:
             on_stop(stop)
     return stops
+
+
+class ProjectObjects(Protocol):
+    """The per-project objects in a cluster (``sde.adapters.kubernetes.WorkspaceCluster``)."""
+
+    def open_projects(self) -> list[str]: ...
+
+    def close_project(self, project_id: str) -> list[str]: ...
+
+
+def close_inactive_projects(
+    facts: AccessFacts, cluster: ProjectObjects, audit: AuditSink
+) -> dict[str, list[str]]:
+    """Remove the cluster objects (workspace pods, then the NetworkPolicy) of every
+    project that is no longer approved (suspended, closed) or no longer exists; record
+    ``workspace.project_closed`` with what was removed. Returns them by project."""
+    closed: dict[str, list[str]] = {}
+    for project_id in cluster.open_projects():
+        try:
+            status = str(facts.get_project(project_id).status.value)
+        except NotFound:
+            status = "unknown"
+        if status == ProjectStatus.APPROVED.value:
+            continue
+        removed = cluster.close_project(project_id)
+        closed[project_id] = removed
+        audit.record(
+            GUARD,
+            "workspace.project_closed",
+            f"project:{project_id}",
+            {"status": status, "removed": removed},
+        )
+    return closed

@@ -239,3 +239,39 @@ def test_hub_config_binds_loopback_and_keeps_its_secrets_private(home: Home) -> 
     loaded: Config = PyFileConfigLoader(path.name, path=str(path.parent)).load_config()
     assert loaded.JupyterHub.port == 8200
     assert loaded.ConfigurableHTTPProxy.command == ["/bin/chp"]
+
+
+def test_hub_config_starts_the_airlock_page_and_the_session_guard_as_services(home: Home) -> None:
+    from sde.errors import ConfigError
+    from sde.hub.config import hub_config
+    from sde.hub.kube import SdeKubeSpawner
+
+    c = hub_config(home, port=8123, proxy_cmd=["/bin/chp"], guard_interval=3)
+    services = {s["name"]: s for s in c.JupyterHub.services}
+    assert set(services) == {"airlock", "session-guard"}
+    airlock = services["airlock"]
+    assert airlock["url"] == "http://127.0.0.1:8126"
+    assert airlock["command"][-4:] == ["serve", "--hub", "--home", str(home.root)]
+    assert airlock["oauth_no_confirm"] is True
+    guard = services["session-guard"]["command"]
+    assert guard[guard.index("--interval") + 1] == "3"
+    assert "--kubernetes" not in guard
+    roles = {r["name"]: r for r in c.JupyterHub.load_roles}
+    assert roles["user"]["scopes"] == ["self", "access:services!service=airlock"]
+    assert set(roles["sde-session-guard"]["scopes"]) == {
+        "list:users",
+        "read:users",
+        "read:servers",
+        "delete:servers",
+    }
+    assert roles["sde-session-guard"]["services"] == ["session-guard"]
+    assert "--ServerApp.terminals_enabled=False" in c.Spawner.args
+    assert "--ServerApp.extra_services=sde.hub.lab" in c.Spawner.args
+
+    kube = hub_config(home, port=8123, proxy_cmd=["/bin/chp"], spawner="kubernetes")
+    assert kube.JupyterHub.spawner_class is SdeKubeSpawner
+    assert kube.SdeKubeSpawner.sde_home == str(home.root)
+    kube_guard = {s["name"]: s for s in kube.JupyterHub.services}["session-guard"]["command"]
+    assert "--kubernetes" in kube_guard
+    with pytest.raises(ConfigError, match="spawner must be one of"):
+        hub_config(home, port=8123, spawner="docker")

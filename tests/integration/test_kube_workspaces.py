@@ -1,0 +1,156 @@
+"""Workspaces in a real Kubernetes API server (kube-apiserver + etcd built from their Go
+modules, ``tests/kube_server.py``; no kubelet, so pods are admitted and stored but never
+run):
+
+- :class:`~sde.hub.kube.SdeKubeSpawner` (KubeSpawner, configured by sde for the chosen
+  project) puts the namespace (Pod Security "restricted") and the project's NetworkPolicy
+  in place, and KubeSpawner's own create call gets the pod admitted; stopping deletes it;
+- the session guard's cluster step removes the pods and NetworkPolicy of a project once
+  it is suspended, and leaves an approved project's alone; each removal is audited.
+
+KubeSpawner's ``_mock=True`` (its own test mode) stands in for JupyterHub's User and Hub
+objects only; its API calls go to the real server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from sde.adapters.kubernetes import KubeApi, KubeNotFound, WorkspaceCluster
+from sde.domain.workspaces import PodSettings, build_pod, network_policy_name
+from sde.services.governance import GovernanceService, GovernanceSettings
+from sde.services.home import Home, init_home
+from sde.services.projects import ProjectService
+from sde.services.sessions import close_inactive_projects
+from sde.services.wiring import control_plane, policy_engine
+from tests.factories import airlock_project, application, approve_through_board
+from tests.kube_server import KubeServer
+from tests.kube_server import kube_server as kube_server  # the session fixture
+
+pytestmark = [pytest.mark.kube, pytest.mark.sql, pytest.mark.policy]
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Home:
+    home = init_home(tmp_path / "h")
+    with control_plane(home) as store:
+        engine = policy_engine(home)
+        airlock_project(store, engine)
+        ProjectService(store).create_project(
+            "olu", application("asthma", {"patients": ["sex"]}, sponsor="Uni")
+        )
+        ProjectService(store).add_member("olu", "asthma", "alice")
+        approve_through_board(store, engine, "asthma", decided_by="bea")
+    return home
+
+
+@pytest.fixture
+def namespace(request: pytest.FixtureRequest) -> str:
+    return f"sde-ws-{abs(hash(request.node.name)) % 10**8}"
+
+
+@pytest.fixture
+def cluster(kube_server: KubeServer, namespace: str) -> Iterator[WorkspaceCluster]:
+    settings = PodSettings.from_mapping(
+        {"image": "registry.example/sde/workspace:1.0", "namespace": namespace}
+    )
+    with KubeApi(kube_server.url, kube_server.token, kube_server.ca_file) as api:
+        yield WorkspaceCluster(api, settings)
+
+
+def _kubeconfig(path: Path, server: KubeServer) -> Path:
+    path.write_text(
+        "apiVersion: v1\nkind: Config\n"
+        f"clusters:\n- cluster: {{server: '{server.url}', certificate-authority: "
+        f"'{server.ca_file}'}}\n  name: test\n"
+        "contexts:\n- context: {cluster: test, user: test}\n  name: test\n"
+        "current-context: test\n"
+        f"users:\n- name: test\n  user: {{token: '{server.token}'}}\n"
+    )
+    return path
+
+
+def test_the_kube_spawner_opens_the_project_and_its_pod_is_admitted_then_deleted(
+    home: Home,
+    cluster: WorkspaceCluster,
+    kube_server: KubeServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from kubernetes_asyncio.config import kube_config
+
+    from sde.hub.kube import SdeKubeSpawner
+
+    config_file = _kubeconfig(tmp_path / "kubeconfig", kube_server)
+    monkeypatch.setenv("KUBECONFIG", str(config_file))
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(config_file))
+    # The spawner reads the pods' settings from the home's config, as in a deployment.
+    config_path = home.root / "config.yaml"
+    data = yaml.safe_load(config_path.read_text())
+    data["workspaces"] = {"image": cluster.settings.image, "namespace": cluster.namespace}
+    config_path.write_text(yaml.safe_dump(data))
+
+    async def spawn_and_stop() -> tuple[list[str], dict[str, Any]]:
+        spawner = SdeKubeSpawner(
+            _mock=True, sde_home=str(home.root), start_timeout=4, events_enabled=False
+        )
+        spawner.sde_cluster = lambda _settings: cluster  # the test server, not in-cluster
+        spawner.user.name = "alice"  # the mock user's own name is not a person id
+        spawner.user_options = {"project": "diabetes"}
+        with pytest.raises(TimeoutError):  # no kubelet: admitted, stored, never running
+            await spawner.start()
+        pods = cluster.api.list("Pod", cluster.namespace, {"sde/project": "diabetes"})
+        names = [p["metadata"]["name"] for p in pods]
+        [pod] = pods
+        await spawner.stop(now=True)
+        return names, pod
+
+    names, pod = asyncio.run(spawn_and_stop())
+    assert names == [pod["metadata"]["name"]]
+    container = pod["spec"]["containers"][0]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert {"name": "SDE_PROJECT", "value": "diabetes"} in container["env"]
+    namespace = cluster.api.get("Namespace", cluster.namespace)
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    policy = cluster.api.get("NetworkPolicy", network_policy_name("diabetes"), cluster.namespace)
+    assert policy["spec"]["podSelector"]["matchLabels"]["sde/project"] == "diabetes"
+    assert cluster.api.list("Pod", cluster.namespace, {"sde/project": "diabetes"}) == []
+
+
+def test_the_guard_closes_a_suspended_project_in_the_cluster_and_no_other(
+    home: Home, cluster: WorkspaceCluster
+) -> None:
+    cluster.ensure_namespace()
+    for project in ("diabetes", "asthma"):
+        cluster.open_project(project)
+        cluster.create_workspace_pod(
+            build_pod(
+                cluster.settings, project_id=project, person_id="alice", session_name="lab", env={}
+            )
+        )
+    with control_plane(home) as store:
+        assert close_inactive_projects(store, cluster, store.audit) == {}
+        GovernanceService(
+            store, policy_engine(home), GovernanceSettings.from_mapping(home.settings.extra)
+        ).suspend("olu", "diabetes", "agreement lapsed")
+        closed = close_inactive_projects(store, cluster, store.audit)
+        events = [e for e in store.audit.events() if e.action == "workspace.project_closed"]
+    [removed] = closed.values()
+    assert list(closed) == ["diabetes"]
+    assert any(r.startswith("Pod/") for r in removed)
+    assert f"NetworkPolicy/{network_policy_name('diabetes')}" in removed
+    with pytest.raises(KubeNotFound):
+        cluster.api.get("NetworkPolicy", network_policy_name("diabetes"), cluster.namespace)
+    assert cluster.api.list("Pod", cluster.namespace, {"sde/project": "diabetes"}) == []
+    assert cluster.open_projects() == ["asthma"]
+    assert len(cluster.api.list("Pod", cluster.namespace, {"sde/project": "asthma"})) == 1
+    [event] = events
+    assert (event.subject, event.details["status"]) == ("project:diabetes", "suspended")
+    assert event.details["removed"] == removed
