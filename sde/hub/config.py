@@ -181,6 +181,8 @@ def hub_config(
 
         c.JupyterHub.spawner_class = SdeKubeSpawner
         c.SdeKubeSpawner.sde_home = str(home.root)
+        # The image's own single-user server, not this machine's path to it.
+        c.SdeKubeSpawner.cmd = ["jupyterhub-singleuser"]
     return c
 
 

@@ -485,7 +485,7 @@ def create_app(
     @app.get("/signin", response_model=None)
     def signin_page(request: Request, token: str | None = None) -> Response:
         if hub is not None:
-            return hub_redirect(hub)
+            return hub_redirect(hub, request)
         if not token:
             signed = request.query_params.get("signed_out") == "1"
             return page("signin.html", title="Sign in", signed_out=signed)
@@ -646,7 +646,7 @@ def create_app(
 
     # --- sign-in through JupyterHub --------------------------------------------------------
 
-    def hub_redirect(hub: HubSignIn) -> Response:
+    def hub_redirect(hub: HubSignIn, request: Request) -> Response:
         """Start the OAuth code flow (with PKCE) at the hub; the state ties the answer to
         this browser (a cookie) and this server (remembered until it is used)."""
         state, location = hub.start(clock())
@@ -658,6 +658,7 @@ def create_app(
             path=cookie_path,
             httponly=True,
             samesite="lax",  # it must come back with the hub's redirect
+            secure=request.url.scheme == "https",
         )
         return response
 

@@ -271,6 +271,7 @@ def test_hub_config_starts_the_airlock_page_and_the_session_guard_as_services(ho
     kube = hub_config(home, port=8123, proxy_cmd=["/bin/chp"], spawner="kubernetes")
     assert kube.JupyterHub.spawner_class is SdeKubeSpawner
     assert kube.SdeKubeSpawner.sde_home == str(home.root)
+    assert kube.SdeKubeSpawner.cmd == ["jupyterhub-singleuser"]  # the image's, not ours
     kube_guard = {s["name"]: s for s in kube.JupyterHub.services}["session-guard"]["command"]
     assert "--kubernetes" in kube_guard
     with pytest.raises(ConfigError, match="spawner must be one of"):
