@@ -117,3 +117,20 @@ def tiny_png() -> bytes:
         + chunk(b"IDAT", zlib.compress(b"\x00\x80"))
         + chunk(b"IEND", b"")
     )
+
+
+def linked_patients(home: Any, nhs_numbers: Sequence[str]) -> None:
+    """A linked ``patients`` table of three people (pid from each NHS number; sex and year
+    of birth) and empty opt-out registers, in ``home``'s lake: enough to extract from."""
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    from sde.domain.pseudonyms import LinkagePseudonymiser
+
+    pids = [LinkagePseudonymiser(home.master_key()).pid(n) for n in nhs_numbers]
+    write_deltalake(
+        str(home.linked / "patients"),
+        pa.table({"pid": pids, "sex": ["F", "M", "F"], "year_of_birth": [1960, 1970, 1980]}),
+    )
+    for register in ("national_opt_out", "type1_opt_out"):
+        write_deltalake(str(home.linked / register), pa.table({"pid": pa.array([], pa.string())}))

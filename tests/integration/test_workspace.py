@@ -8,20 +8,17 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
-import pyarrow as pa
 import pytest
-from deltalake import write_deltalake
 
 from sde import workspace
 from sde.domain.audit import AuditEntry
 from sde.domain.projects import ProjectStatus
-from sde.domain.pseudonyms import LinkagePseudonymiser
 from sde.errors import InputError, NotFound, PolicyDenied
 from sde.services.extract import ExtractRequest, build_extract
 from sde.services.home import Home, init_home
 from sde.services.projects import ProjectService
 from sde.services.wiring import control_plane, policy_engine
-from tests.factories import application, approve_through_board
+from tests.factories import application, approve_through_board, linked_patients
 
 pytestmark = [pytest.mark.sql, pytest.mark.policy, pytest.mark.duckdb, pytest.mark.delta]
 
@@ -31,13 +28,7 @@ NHS = ["9434765919", "9434765870", "4010232137"]
 @pytest.fixture
 def home(tmp_path: Path) -> Home:
     home = init_home(tmp_path / "h")
-    pids = [LinkagePseudonymiser(home.master_key()).pid(n) for n in NHS]
-    write_deltalake(
-        str(home.linked / "patients"),
-        pa.table({"pid": pids, "sex": ["F", "M", "F"], "year_of_birth": [1960, 1970, 1980]}),
-    )
-    for register in ("national_opt_out", "type1_opt_out"):
-        write_deltalake(str(home.linked / register), pa.table({"pid": pa.array([], pa.string())}))
+    linked_patients(home, NHS)
     with control_plane(home) as store:
         projects = ProjectService(store)
         projects.add_person("olu", "bea", roles=["board_member"], organisation="Lay")

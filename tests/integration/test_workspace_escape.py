@@ -18,9 +18,7 @@ from typing import Any
 
 import duckdb
 import pandas as pd
-import pyarrow as pa
 import pytest
-from deltalake import write_deltalake
 
 from sde import workspace
 from sde.adapters.duckdb import (
@@ -33,7 +31,6 @@ from sde.adapters.duckdb import (
     WorkspaceRefused,
 )
 from sde.domain.audit import AuditEvent
-from sde.domain.pseudonyms import LinkagePseudonymiser
 from sde.domain.releases import Status, Vote
 from sde.errors import ConfigError, PolicyDenied
 from sde.services.extract import ExtractRequest, build_extract
@@ -42,7 +39,7 @@ from sde.services.projects import ProjectService
 from sde.services.wiring import control_plane, policy_engine, release_service
 from sde.workspace.release import request_release
 from sde.workspace.scratch import SCRATCH_ENV, check_scratch
-from tests.factories import airlock_project, application, approve_through_board
+from tests.factories import airlock_project, application, approve_through_board, linked_patients
 
 pytestmark = [pytest.mark.sql, pytest.mark.policy, pytest.mark.duckdb, pytest.mark.delta]
 
@@ -55,13 +52,7 @@ PROJECT = "diabetes"
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Home:
     home = init_home(tmp_path_factory.mktemp("escape") / "h")
-    pids = [LinkagePseudonymiser(home.master_key()).pid(n) for n in NHS]
-    write_deltalake(
-        str(home.linked / "patients"),
-        pa.table({"pid": pids, "sex": ["F", "M", "F"], "year_of_birth": [1960, 1970, 1980]}),
-    )
-    for register in ("national_opt_out", "type1_opt_out"):
-        write_deltalake(str(home.linked / register), pa.table({"pid": pa.array([], pa.string())}))
+    linked_patients(home, NHS)
     with control_plane(home) as store:
         engine = policy_engine(home)
         airlock_project(store, engine, alice_checks=True)
