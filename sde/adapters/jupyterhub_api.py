@@ -26,7 +26,14 @@ class HubApi:
         self._http.headers["Authorization"] = f"token {token}"
 
     def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        answer = self._http.request(method, f"{self._url}{path}", timeout=self._timeout, **kwargs)
+        try:
+            answer = self._http.request(
+                method, f"{self._url}{path}", timeout=self._timeout, **kwargs
+            )
+        except requests.RequestException as exc:
+            raise StateError(
+                f"the hub's API at {self._url} could not be reached ({type(exc).__name__})"
+            ) from None
         if answer.status_code >= 400 and answer.status_code != 404:
             raise StateError(f"the hub answered {answer.status_code} to {method} {path}")
         return answer

@@ -7,11 +7,12 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from sde.cli import home_option, load_home, main
-from sde.errors import ConfigError
+from sde.errors import ConfigError, SdeError
 
 DEFAULT_PORT = 8000
 _PROXY = "configurable-http-proxy"
@@ -126,6 +127,24 @@ def serve(
     os.execv(hub, [hub, "-f", str(config)])  # noqa: S606
 
 
+def _guard_once(home: Any, engine: Any, hub: Any, cluster: Any) -> None:
+    from sde.services.sessions import close_inactive_projects, stop_refused_sessions
+    from sde.services.wiring import control_plane
+
+    with control_plane(home) as store:
+        stops = stop_refused_sessions(
+            store, engine, hub, store.audit, today=dt.datetime.now(dt.UTC).date()
+        )
+        if cluster is not None:
+            for project, removed in close_inactive_projects(store, cluster, store.audit).items():
+                click.echo(f"closed project {project} in the cluster: {', '.join(removed)}")
+    for stop in stops:
+        click.echo(
+            f"stopped {stop.session.person}'s workspace on {stop.session.project}: "
+            + "; ".join(stop.reasons)
+        )
+
+
 @main.command("session-guard")
 @click.option(
     "--interval",
@@ -149,8 +168,7 @@ def session_guard(interval: float, once: bool, kubernetes: bool, home_dir: Path 
     import time
 
     from sde.adapters.jupyterhub_api import HubApi
-    from sde.services.sessions import close_inactive_projects, stop_refused_sessions
-    from sde.services.wiring import control_plane, policy_engine
+    from sde.services.wiring import policy_engine
 
     api_url = os.environ.get("JUPYTERHUB_API_URL", "")
     token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
@@ -168,20 +186,13 @@ def session_guard(interval: float, once: bool, kubernetes: bool, home_dir: Path 
         cluster = WorkspaceCluster(KubeApi.in_cluster(os.environ), settings)
     click.echo(f"session guard: checking running workspaces every {interval:g} s")
     while True:
-        with control_plane(home) as store:
-            stops = stop_refused_sessions(
-                store, engine, hub, store.audit, today=dt.datetime.now(dt.UTC).date()
-            )
-            if cluster is not None:
-                for project, removed in close_inactive_projects(
-                    store, cluster, store.audit
-                ).items():
-                    click.echo(f"closed project {project} in the cluster: {', '.join(removed)}")
-        for stop in stops:
-            click.echo(
-                f"stopped {stop.session.person}'s workspace on {stop.session.project}: "
-                + "; ".join(stop.reasons)
-            )
+        try:
+            _guard_once(home, engine, hub, cluster)
+        except SdeError as exc:
+            if once:
+                raise
+            # Checked again at the next interval; the hub restarts the guard if it dies.
+            click.echo(f"session guard: could not check this time: {exc}", err=True)
         if once:
             return
         time.sleep(interval)

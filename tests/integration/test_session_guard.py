@@ -106,3 +106,28 @@ def test_sessions_that_cannot_be_accounted_for_are_stopped(
     with control_plane(home) as store:
         [stop] = sessions_to_stop(store, policy_engine(home), [session], today=TODAY)
     assert any(reason in r for r in stop.reasons), stop.reasons
+
+
+def test_the_guard_says_when_the_hub_cannot_be_reached(home: Home) -> None:
+    from click.testing import CliRunner
+
+    from sde.cli import main
+    from tests.browser import free_port
+
+    env = {
+        "JUPYTERHUB_API_URL": f"http://127.0.0.1:{free_port()}/hub/api",  # nothing listens
+        "JUPYTERHUB_API_TOKEN": "a" * 32,
+    }
+    result = CliRunner().invoke(
+        main, ["session-guard", "--once", "--home", str(home.root)], env=env
+    )
+    assert result.exit_code == 2, result.output
+    assert "the hub's API at http://127.0.0.1:" in result.output
+    assert "could not be reached" in result.output
+    assert "a" * 32 not in result.output
+    unset: dict[str, str | None] = dict.fromkeys(env)
+    missing = CliRunner().invoke(
+        main, ["session-guard", "--once", "--home", str(home.root)], env=unset
+    )
+    assert missing.exit_code == 2
+    assert "JUPYTERHUB_API_URL" in missing.output
