@@ -75,6 +75,11 @@ def _jupyterhub() -> str:
     "(the hub runs inside the cluster; `workspaces:` in the config sets the pods).",
 )
 @click.option(
+    "--pod-api-url",
+    default="",
+    help="With --spawner kubernetes: the sde service's URL as the pods reach it.",
+)
+@click.option(
     "--no-start", is_flag=True, help="Write the hub's configuration, print its path, stop."
 )
 @home_option
@@ -86,6 +91,7 @@ def serve(
     link_person: str | None,
     guard_interval: float,
     spawner: str,
+    pod_api_url: str,
     no_start: bool,
     home_dir: Path | None,
 ) -> None:
@@ -111,6 +117,7 @@ def serve(
         allow_remote=allow_remote,
         guard_interval=guard_interval,
         spawner=spawner,
+        pod_api_url=pod_api_url,
     )
     url = f"http://{ip}:{port}/hub/login"
     if link_person:

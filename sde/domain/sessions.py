@@ -21,3 +21,11 @@ class Stop:
 
     session: RunningSession
     reasons: tuple[str, ...]
+
+
+# What a workspace's JupyterLab refuses (``sde.hub.lab``), as recorded in
+# ``workspace.refused`` events beside the DuckDB rules.
+LAB_DOWNLOAD = "downloading files"
+LAB_EXPORT = "exporting notebooks to files"
+LAB_VIEW = "opening files as web pages"
+LAB_RULES = (LAB_DOWNLOAD, LAB_EXPORT, LAB_VIEW)

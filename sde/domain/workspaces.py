@@ -54,6 +54,8 @@ RESERVED_ENV: dict[str, str] = {
     "SDE_PROJECT": "",  # filled per pod
     "SDE_USER": "",  # filled per pod
     "SDE_SCRATCH": SCRATCH_PATH,  # where DuckDB may read and write files
+    "SDE_EXTRACT": EXTRACT_PATH,  # the project's extract, read-only
+    "SDE_OUTPUTS": f"{SCRATCH_PATH}/outputs",  # tables waiting to be asked for release
     "HOME": HOME_DIR,
     "JUPYTER_RUNTIME_DIR": f"{TMP_PATH}/jupyter/runtime",
     "IPYTHONDIR": f"{TMP_PATH}/ipython",

@@ -100,6 +100,7 @@ def hub_config(
     allow_remote: bool = False,
     guard_interval: float = 10.0,
     spawner: str = "local",
+    pod_api_url: str = "",
 ) -> Config:
     """JupyterHub's configuration for researchers' workspaces over ``home``."""
     if not is_loopback(ip) and not allow_remote:
@@ -131,6 +132,9 @@ def hub_config(
     c.Authenticator.auth_refresh_age = 300
     c.Authenticator.auth_refresh_strict = True
     c.SdeSpawner.sde_home = str(home.root)
+    c.SdeSpawner.sde_api_url = (
+        f"http://127.0.0.1:{airlock_port or port + 3}/services/{AIRLOCK_SERVICE}"
+    )
     c.SdeSpawner.home_dir_template = str(folder / "users" / "{username}")
     c.Spawner.pre_spawn_hook = pre_spawn_hook
     c.Spawner.default_url = "/lab"
@@ -183,6 +187,8 @@ def hub_config(
         c.SdeKubeSpawner.sde_home = str(home.root)
         # The image's own single-user server, not this machine's path to it.
         c.SdeKubeSpawner.cmd = ["jupyterhub-singleuser"]
+        # Where pods reach the sde service; a spawn without it fails (closed).
+        c.SdeKubeSpawner.sde_api_url = pod_api_url
     return c
 
 
@@ -197,6 +203,7 @@ def write_config_file(
     hub_port: int | None = None,
     guard_interval: float = 10.0,
     spawner: str = "local",
+    pod_api_url: str = "",
 ) -> Path:
     """Write ``<home>/hub/jupyterhub_config.py`` (0600) that loads :func:`hub_config`;
     checked by building the configuration once first."""
@@ -209,6 +216,7 @@ def write_config_file(
         "hub_port": hub_port,
         "guard_interval": guard_interval,
         "spawner": spawner,
+        "pod_api_url": pod_api_url,
     }
     # Built once here, so a bad setting fails now rather than inside the hub.
     hub_config(
@@ -221,6 +229,7 @@ def write_config_file(
         hub_port=hub_port,
         guard_interval=guard_interval,
         spawner=spawner,
+        pod_api_url=pod_api_url,
     )
     path = home.root / HUB_DIR / CONFIG_FILE
     text = (

@@ -18,12 +18,12 @@ import os
 from typing import Any
 
 from kubespawner import KubeSpawner  # type: ignore[import-untyped]
-from traitlets import Unicode
+from traitlets import Float, Unicode
 
 from sde.adapters.kubernetes import KubeApi, WorkspaceCluster
 from sde.adapters.kubespawner import configure_kubespawner
 from sde.domain.workspaces import PodSettings
-from sde.hub.spawner import ProjectOptions, _open, chosen_project
+from sde.hub.spawner import ProjectOptions, _open, chosen_project, session_env
 
 
 def pod_settings(sde_home: str) -> PodSettings:
@@ -41,6 +41,21 @@ class SdeKubeSpawner(ProjectOptions, KubeSpawner):  # type: ignore[misc]
     """A pod for one person on one project."""
 
     sde_home = Unicode(help="The sde home (state directory) the hub uses.").tag(config=True)
+    sde_api_url = Unicode(
+        help="The sde service as the pods reach it (e.g. http://sde.sde-services:8800/"
+        "services/airlock); required."
+    ).tag(config=True)
+    token_hours = Float(12.0, help="How long a session's sde token lasts.").tag(config=True)
+
+    def get_env(self) -> dict[str, str]:
+        env: dict[str, str] = super().get_env()
+        home = _open(self.sde_home)
+        env.update(
+            session_env(
+                home, str(self.user.name), chosen_project(self), self.sde_api_url, self.token_hours
+            )
+        )
+        return env
 
     def sde_cluster(self, settings: PodSettings) -> WorkspaceCluster:
         """The cluster this hub runs in, as its service account."""

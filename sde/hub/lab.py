@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 from jupyter_server.base.handlers import JupyterHandler
 from tornado import web
+
+from sde.domain.sessions import LAB_DOWNLOAD, LAB_EXPORT, LAB_VIEW
 
 log = logging.getLogger("sde.hub.lab")
 
@@ -34,9 +35,9 @@ DISABLED_LAB_PLUGINS = (
 )
 
 REFUSED = (
-    (r"/files/(.*)", "Downloading files"),
-    (r"/nbconvert/(.*)", "Exporting notebooks to files"),
-    (r"/view/(.*)", "Opening files as web pages"),
+    (r"/files/(.*)", LAB_DOWNLOAD),
+    (r"/nbconvert/(.*)", LAB_EXPORT),
+    (r"/view/(.*)", LAB_VIEW),
 )
 
 
@@ -62,24 +63,17 @@ def write_lab_config(folder: Path) -> Path:
 
 
 def record_refusal(what: str) -> None:
-    """Record ``workspace.refused`` for the session's person and project (from the
-    ``SDE_*`` variables the spawner sets). A failure to record is logged, not hidden."""
-    home_dir = os.environ.get("SDE_HOME")
-    person = os.environ.get("SDE_USER")
-    project = os.environ.get("SDE_PROJECT")
-    if not (home_dir and person and project):
-        log.error("refused %s, but this session has no SDE_HOME/SDE_USER/SDE_PROJECT", what)
-        return
-    from sde.services.home import open_home
-    from sde.services.wiring import control_plane
+    """Record ``workspace.refused`` for the session's person and project, through the sde
+    service (``SDE_API_URL`` and ``SDE_TOKEN``, as the spawner gives every session). A
+    failure to record is logged, not hidden, and the refusal stands."""
+    from sde.adapters.duckdb import Refusal
+    from sde.errors import SdeError
+    from sde.workspace.service import from_environment
 
     try:
-        with control_plane(open_home(Path(home_dir))) as store:
-            store.audit.record(
-                person, "workspace.refused", f"project:{project}", {"reason": what.lower()}
-            )
-    except Exception:
-        log.exception("could not record a refusal (%s)", what)
+        from_environment().record_refusal(Refusal(what, ""))
+    except SdeError as exc:
+        log.error("could not record a refusal (%s): %s", what, exc)
 
 
 class RefusedHandler(JupyterHandler):
@@ -91,11 +85,12 @@ class RefusedHandler(JupyterHandler):
     def _refuse(self, *_args: Any) -> None:
         record_refusal(self.what)
         log.warning("refused: %s", self.what)
+        what = self.what.capitalize()
         raise web.HTTPError(
             403,
-            reason=f"{self.what} is switched off in sde workspaces",
+            reason=f"{what} is switched off in sde workspaces",
             log_message=(
-                f"{self.what} is switched off in sde workspaces: results leave through "
+                f"{what} is switched off in sde workspaces: results leave through "
                 "the airlock (sde.workspace.request_release), after output checking."
             ),
         )

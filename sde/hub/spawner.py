@@ -2,8 +2,13 @@
 
 :class:`SdeSpawner` shows the person's projects (``workspace_choices``): the ones the
 ``sde.access`` policy allows as choices, the refused ones disabled with the policy's
-reasons. The chosen project reaches the session as ``SDE_PROJECT`` (with ``SDE_HOME`` and
-``SDE_USER``), so ``sde.workspace.connect()`` needs no arguments.
+reasons. The chosen project reaches the session as ``SDE_PROJECT`` (with ``SDE_USER``),
+so ``sde.workspace.connect()`` needs no arguments.
+
+The session does not get the home. It gets its extract folder, a scratch folder, an
+outputs folder, the sde service's URL and a token for it scoped to the person and the
+project (``SDE_TOKEN``, :mod:`sde.domain.workspace_tokens`); everything else goes through
+the service, which asks the policy on every call.
 
 :func:`pre_spawn_hook` asks the policy again at spawn time (the form is only a view; an API
 spawn or a stale form must not get round it) and refuses with HTTP 403 naming every reason.
@@ -23,17 +28,24 @@ from typing import Any
 
 from jupyterhub.spawner import SimpleLocalProcessSpawner  # type: ignore[import-untyped]
 from tornado.web import HTTPError
-from traitlets import Unicode
+from traitlets import Float, Unicode
 
 from sde.domain.projects import PROJECT_ID
+from sde.domain.workspace_tokens import mint, token_key
 from sde.errors import PolicyDenied
+from sde.services.extract import extract_dir
 from sde.services.home import Home, open_home
 from sde.services.wiring import control_plane, policy_engine
 from sde.services.workspaces import ProjectChoice, require_workspace, workspace_choices
+from sde.workspace.scratch import scratch_dir
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 def _today() -> dt.date:
-    return dt.datetime.now(dt.UTC).date()
+    return _now().date()
 
 
 def _open(home_dir: str) -> Home:
@@ -102,18 +114,45 @@ class SdeSpawner(ProjectOptions, SimpleLocalProcessSpawner):  # type: ignore[mis
     """A local JupyterLab for one person on one project (no isolation: see the module)."""
 
     sde_home = Unicode(help="The sde home (state directory) the sessions use.").tag(config=True)
+    sde_api_url = Unicode(
+        help="The sde service (the airlock page's base URL) the sessions talk to."
+    ).tag(config=True)
+    token_hours = Float(12.0, help="How long a session's sde token lasts.").tag(config=True)
     jupyter_config_path = Unicode(
         help="A Jupyter configuration folder for the sessions (the lab's page_config.json)."
     ).tag(config=True)
 
     def get_env(self) -> dict[str, str]:
         env: dict[str, str] = super().get_env()
-        env["SDE_HOME"] = str(_open(self.sde_home).root)
-        env["SDE_USER"] = str(self.user.name)
-        env["SDE_PROJECT"] = chosen_project(self)
+        home = _open(self.sde_home)
+        person, project = str(self.user.name), chosen_project(self)
+        env.update(session_env(home, person, project, self.sde_api_url, self.token_hours))
+        env["SDE_EXTRACT"] = str(extract_dir(home, project))
+        env["SDE_SCRATCH"] = str(scratch_dir(project, home=home, user=person))
+        outputs = home.project_dir(project) / "outputs"
+        outputs.mkdir(parents=True, exist_ok=True)
+        env["SDE_OUTPUTS"] = str(outputs)
         if self.jupyter_config_path:
             env["JUPYTER_CONFIG_PATH"] = self.jupyter_config_path
         return env
+
+
+def session_env(
+    home: Home, person: str, project: str, api_url: str, hours: float
+) -> dict[str, str]:
+    """What every session gets, wherever it runs: who, which project, the sde service and
+    a token for it scoped to this person and project (not the home, not the master key)."""
+    if not api_url:
+        raise HTTPError(500, "the spawner has no sde service URL configured")
+    token = mint(
+        token_key(home.master_key()), person=person, project=project, now=_now(), hours=hours
+    )
+    return {
+        "SDE_USER": person,
+        "SDE_PROJECT": project,
+        "SDE_API_URL": api_url,
+        "SDE_TOKEN": token,
+    }
 
 
 def chosen_project(spawner: Any) -> str:

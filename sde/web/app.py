@@ -44,6 +44,7 @@ from sde.services.release_views import STATUS_ORDER, CellView, FileView, QueueIt
 from sde.services.wiring import control_plane, policy_engine, release_service
 from sde.web.auth import NonceRegister, SignInError, WebAuth
 from sde.web.hub import HubSignIn
+from sde.web.workspace_api import workspace_api
 
 log = logging.getLogger("sde.web")
 
@@ -685,6 +686,9 @@ def create_app(
             start_session(request, response, person, now)
             log.info("signed in through the hub: %s", person)
             return response
+
+    # The workspace API (bearer tokens, JSON errors): docs/web.md, "Workspace API".
+    app.include_router(workspace_api(home, base_engine=base_engine, clock=clock))
 
     if not base:
         return app

@@ -15,6 +15,13 @@ lock refuses (a file outside the scratch area, ``ATTACH``, an extension, a setti
 ``duckdb.Error``). Like the CLI, this module is an entry point: when ``home`` or ``user``
 are not given it reads ``SDE_HOME`` and ``SDE_USER`` (set by the workspace spawner), else
 ``./.sde`` and the login name; the scratch area comes from ``SDE_SCRATCH`` when set.
+
+In a session without the home (service mode: ``SDE_API_URL`` and ``SDE_TOKEN`` set and no
+``home=`` given), the control plane is reached through the sde service
+(:mod:`sde.workspace.service`): ``connect`` asks it to open the workspace (the policy is
+asked there) and reads the extract from ``SDE_EXTRACT``; refusals are recorded through
+it; the scratch area is ``SDE_SCRATCH`` and the outputs folder ``SDE_OUTPUTS``, both
+required.
 """
 
 from __future__ import annotations
@@ -31,11 +38,18 @@ import pandas as pd
 from sde.adapters.duckdb import GuardedConnection, Refusal, locked_connection
 from sde.domain.audit import AuditEntry
 from sde.domain.policy import OPEN_WORKSPACE
-from sde.errors import InputError
+from sde.errors import ConfigError, InputError
 from sde.services.access import decide_access
 from sde.services.extract import extract_dir, read_manifest
 from sde.services.home import Home, open_home
 from sde.services.wiring import control_plane, policy_engine
+from sde.workspace.service import (
+    EXTRACT_ENV,
+    OUTPUTS_ENV,
+    from_environment,
+    required_folder,
+    service_mode,
+)
 
 __all__ = [
     "check_release",
@@ -82,6 +96,8 @@ def connect(
 ) -> GuardedConnection:
     """A locked-down DuckDB connection over ``project``'s extract (``SDE_PROJECT`` when not
     given), if policy allows. Files may be read and written under ``con.scratch`` only."""
+    if service_mode(home):
+        return _connect_service(project, user, memory_limit=memory_limit, threads=threads)
     the_home = _home(home)
     person = _user(user)
     project = _project(project)
@@ -107,6 +123,43 @@ def connect(
     )
 
 
+def _session_scope(project: str | None, user: str | None) -> None:
+    """In service mode the token names the person and the project: refuse another one
+    asked for by name, rather than silently working as the token's."""
+    for given, variable, what in (
+        (project, "SDE_PROJECT", "project"),
+        (user, "SDE_USER", "person"),
+    ):
+        session = os.environ.get(variable)
+        if given and session and given != session:
+            raise InputError(f"this session is for {what} {session}, not {given}")
+
+
+def _connect_service(
+    project: str | None, user: str | None, *, memory_limit: str, threads: int
+) -> GuardedConnection:
+    _session_scope(project, user)
+    extract = Path(required_folder(EXTRACT_ENV)).absolute()
+    scratch = scratch_dir(project, user=user)
+    service = from_environment()
+    person, granted, versions = service.open()
+    for given, got, what in ((project, granted, "project"), (user, person, "person")):
+        if given and given != got:
+            raise InputError(f"this session's token is for {what} {got}, not {given}")
+    if not extract.is_dir():
+        raise ConfigError(f"{EXTRACT_ENV} ({extract}) is not a folder")
+    tables = {name: extract / name for name in versions}
+    missing = sorted(name for name, path in tables.items() if not path.is_dir())
+    if missing:
+        raise ConfigError(
+            f"the extract folder {EXTRACT_ENV} ({extract}) lacks table(s) {', '.join(missing)}"
+        )
+    con = locked_connection(
+        tables, versions=versions, memory_limit=memory_limit, threads=threads, scratch=scratch
+    )
+    return GuardedConnection(con, scratch=scratch, on_refusal=service.record_refusal)
+
+
 def _audit_refusal(home: Home, person: str, project: str) -> Callable[[Refusal], None]:
     """Write a refusal to the audit log: who, which project, which rule; never the SQL."""
 
@@ -122,7 +175,13 @@ def _audit_refusal(home: Home, person: str, project: str) -> Callable[[Refusal],
 
 
 def outputs_dir(project: str | None = None, *, home: str | Path | Home | None = None) -> Path:
-    """The project's outputs folder: where tables wait to be asked for release."""
+    """The project's outputs folder: where tables wait to be asked for release
+    (``SDE_OUTPUTS`` in service mode)."""
+    if service_mode(home):
+        _session_scope(project, None)
+        path = Path(required_folder(OUTPUTS_ENV)).absolute()
+        path.mkdir(parents=True, exist_ok=True)
+        return path
     path = _home(home).project_dir(_project(project)) / "outputs"
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -136,7 +195,8 @@ def save_output(
     home: str | Path | Home | None = None,
 ) -> Path:
     """Write a table as CSV to the project's outputs folder, ready for a release request."""
-    project = _project(project)
+    if not service_mode(home):
+        project = _project(project)
     if not _OUTPUT_NAME.match(name):
         raise InputError("output names are plain file names ending in .csv")
     path = outputs_dir(project, home=home) / name

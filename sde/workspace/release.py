@@ -18,7 +18,10 @@ The notebook or script that made them is attached as code (``code=``, or the not
 JupyterLab names in ``JPY_SESSION_NAME``).
 
 Like :func:`sde.workspace.connect` this module is an entry point: ``home``, ``user`` and
-``project`` default to ``SDE_HOME``, ``SDE_USER`` and ``SDE_PROJECT``.
+``project`` default to ``SDE_HOME``, ``SDE_USER`` and ``SDE_PROJECT``. In service mode
+(``SDE_API_URL`` and ``SDE_TOKEN`` set, no ``home`` given) the files are read from
+``SDE_OUTPUTS`` and sent to the sde service (:mod:`sde.workspace.service`), which checks
+them (file types included) and files the request for the token's person and project.
 """
 
 from __future__ import annotations
@@ -37,6 +40,13 @@ from sde.domain.sdc.files import CATEGORIES, FileRules, category
 from sde.errors import InputError
 from sde.services.home import Home
 from sde.services.release import FileCheck, OutputFile
+from sde.workspace.service import (
+    FiledRequest,
+    WorkspaceService,
+    file_check_from_json,
+    from_environment,
+    service_mode,
+)
 from sde.workspace.stats import SdcOutput
 
 if TYPE_CHECKING:
@@ -69,15 +79,20 @@ def request_release(
     code: CodeFiles = None,
     home: HomeLike = None,
     user: str | None = None,
-) -> ReleaseRequest:
+) -> ReleaseRequest | FiledRequest:
     """File a release request for ``outputs`` (checked at once) and submit it to the
     output checkers. ``exceptions`` maps a file name to your justification for releasing
     it although a rule flagged it; rules that no exception can override (identifiers,
-    row-level data, file type, ...) still block it."""
+    row-level data, file type, ...) still block it. In service mode the answer is a
+    :class:`~sde.workspace.service.FiledRequest` (``id``, ``status``, ``project_id``,
+    ``author``, ``title``)."""
     if not title or not title.strip():
         raise InputError("a release request needs a title")
+    if service_mode(home):
+        files = _service_files(outputs, project, user, exceptions, code)
+        return _service().request(files, title, comment)
     the_home, person, project_id = _context(home, user, project)
-    files = _files(outputs, the_home, project_id, exceptions, code)
+    files = _home_files(outputs, the_home, project_id, exceptions, code)
     with _airlock(the_home, person) as airlock:
         return airlock.request(project_id, person, files, title=title, comment=comment)
 
@@ -93,8 +108,11 @@ def check_release(
 ) -> ReleaseCheck:
     """The airlock's automatic checks on ``outputs``, exactly as a request would get
     them, with nothing filed: see what would fail before a checker does."""
+    if service_mode(home):
+        files = _service_files(outputs, project, user, exceptions, code)
+        return ReleaseCheck(file_check_from_json(c) for c in _service().preview(files))
     the_home, person, project_id = _context(home, user, project)
-    files = _files(outputs, the_home, project_id, exceptions, code)
+    files = _home_files(outputs, the_home, project_id, exceptions, code)
     with _airlock(the_home, person) as airlock:
         return ReleaseCheck(airlock.preview(project_id, person, files))
 
@@ -166,7 +184,11 @@ def _airlock(home: Home, person: str) -> Iterator[ReleaseService]:
         yield release_service(home, store, engine)
 
 
-def _files(
+def _service() -> WorkspaceService:
+    return from_environment()
+
+
+def _home_files(
     outputs: Outputs,
     home: Home,
     project: str,
@@ -175,6 +197,32 @@ def _files(
 ) -> list[OutputFile]:
     outputs_folder = home.project_dir(project) / "outputs"
     rules = FileRules.from_mapping(home.settings.extra.get("airlock"))
+    return _files(outputs, outputs_folder, rules, exceptions, code)
+
+
+def _service_files(
+    outputs: Outputs,
+    project: str | None,
+    user: str | None,
+    exceptions: Mapping[str, str] | None,
+    code: CodeFiles,
+) -> list[OutputFile]:
+    """The files from the session's outputs folder, by the default file rules (the
+    service checks the file types again, by the home's own)."""
+    from sde.workspace import _session_scope, outputs_dir  # the package imports this module
+
+    _session_scope(project, user)
+    folder = outputs_dir()
+    return _files(outputs, folder, FileRules.from_mapping(None), exceptions, code)
+
+
+def _files(
+    outputs: Outputs,
+    outputs_folder: Path,
+    rules: FileRules,
+    exceptions: Mapping[str, str] | None,
+    code: CodeFiles,
+) -> list[OutputFile]:
     named: list[tuple[str | None, Any]]
     if isinstance(outputs, pd.DataFrame):
         raise InputError(_DATAFRAME_REFUSED)

@@ -5,6 +5,10 @@
 0700. Whatever its origin, a scratch area may not hold the home, the lake or the
 project's extract (an ``SDE_SCRATCH=/`` would otherwise open everything), and inside the
 home it must be under the project's ``scratch/`` folder.
+
+In service mode (``SDE_API_URL`` and ``SDE_TOKEN`` set, no ``home`` given) there is no
+home: ``SDE_SCRATCH`` is required, and may not be the extract (``SDE_EXTRACT``), hold it,
+or lie inside it.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from pathlib import Path
 from sde.domain.projects import check_person_id, check_project_id
 from sde.errors import ConfigError
 from sde.services.home import Home
+from sde.workspace.service import EXTRACT_ENV, required_folder, service_mode
 
 __all__ = ["check_scratch", "scratch_dir"]
 
@@ -28,6 +33,8 @@ def scratch_dir(
     ``<home>/lake/projects/<project>/scratch/<person>``."""
     from sde.workspace import _home, _project, _user  # the package imports this module
 
+    if service_mode(home):
+        return _service_scratch()
     the_home = _home(home)
     project_id = check_project_id(_project(project))
     configured = os.environ.get(SCRATCH_ENV)
@@ -41,6 +48,26 @@ def scratch_dir(
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
         path.chmod(0o700)  # mkdir's mode is cut by the umask, and the folder may be older
     check_scratch(path, the_home, project_id)
+    return path
+
+
+def _service_scratch() -> Path:
+    path = Path(required_folder(SCRATCH_ENV)).absolute()
+    if not path.exists():
+        path.mkdir(mode=0o700, parents=True)
+    resolved = path.resolve()
+    if not resolved.is_dir():
+        raise ConfigError(f"the scratch area {path} is not a directory")
+    if resolved == Path(resolved.anchor):
+        raise ConfigError(f"the scratch area cannot be the root directory; set {SCRATCH_ENV}")
+    extract = os.environ.get(EXTRACT_ENV)
+    if extract:
+        extract_path = Path(extract).absolute().resolve()
+        if extract_path.is_relative_to(resolved) or resolved.is_relative_to(extract_path):
+            raise ConfigError(
+                f"the scratch area {path} overlaps the extract ({EXTRACT_ENV}); give "
+                f"{SCRATCH_ENV} a folder of its own"
+            )
     return path
 
 

@@ -44,7 +44,7 @@ def sessions(home: Home) -> dict[int, dict[str, str]]:
         env = dict(
             item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item
         )
-        if env.get("SDE_HOME") == str(home.root) and "JUPYTERHUB_USER" in env:
+        if env.get("SDE_EXTRACT", "").startswith(f"{home.root}/") and "JUPYTERHUB_USER" in env:
             found[int(entry.name)] = env
     return found
 

@@ -135,12 +135,11 @@ def test_serve_signs_in_refuses_a_non_member_and_starts_a_members_lab(
     for plugin in DISABLED_LAB_PLUGINS:
         assert plugin in lab.text, f"{plugin} is not disabled in the lab's page config"
     [env] = [e for e in sessions(home).values() if e["JUPYTERHUB_USER"] == "alice"]
-    assert (env["SDE_HOME"], env["SDE_USER"], env["SDE_PROJECT"]) == (
-        str(home.root),
-        "alice",
-        "diabetes",
-    )
+    assert (env["SDE_USER"], env["SDE_PROJECT"]) == ("alice", "diabetes")
+    assert "SDE_HOME" not in env, "the session was given the whole home"
     assert "SDE_MASTER_KEY" not in env
+    assert env["SDE_API_URL"].endswith("/services/airlock")
+    assert env["SDE_EXTRACT"] == str(home.project_dir("diabetes") / "extract")
     log = (tmp_path / "hub.log").read_text()
     assert "signed in alice" in log
     assert not [t for t in tokens if t in log], "a sign-in token reached the hub's log"

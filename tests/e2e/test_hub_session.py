@@ -4,9 +4,10 @@ the hub's services), over the demo's data:
 - a person with no approved project is refused a session, with the reason;
 - alice signs in once: the airlock page (a hub service) lets her in through the hub's
   OAuth without another sign-in;
-- she opens a workspace on her project, runs a query through the notebook server's kernel
-  API (the count matches the extract's) and files a release request from the kernel; the
-  request is on her airlock page;
+- she opens a workspace on her project (given a token for the sde service, not the home),
+  runs a query through the notebook server's kernel API (the count matches the extract's),
+  is refused reading the linked zone (recorded), and files a release request from the
+  kernel; the request is on her airlock page;
 - the project is suspended and the session guard stops her running session, recording
   why.
 """
@@ -94,6 +95,22 @@ def test_sign_in_once_query_through_the_kernel_file_a_release_and_be_stopped_on_
             with ws.connect(PROJECT, home=home, user="alice") as con:
                 [(expected,)] = con.sql("select count(*) from patients").fetchall()
             assert int(counted.group(1)) == expected > 0
+
+            # An escape from inside the session: the linked zone is not there to read, the
+            # refusal names the rule and is recorded for alice through the sde service.
+            linked = home.linked / "patients"
+            with control_plane(home) as store:
+                before = store.audit.count()
+            _, error = kernel.run(
+                f"rows = con.sql(\"select * from read_parquet('{linked}/*.parquet')\").fetchall()"
+            )
+            assert error is not None
+            assert "file access outside the scratch area" in error
+            with control_plane(home) as store:
+                refused = [e for e in store.audit.events() if e.action == "workspace.refused"]
+            assert [(e.actor, e.details["reason"]) for e in refused if e.seq > before] == [
+                ("alice", "file access outside the scratch area")
+            ]
 
             out, error = kernel.run(RELEASE)
             assert error is None, error

@@ -14,6 +14,7 @@ from tornado.web import HTTPError
 
 from sde.domain.audit import AuditEntry
 from sde.domain.projects import ProjectStatus
+from sde.domain.workspace_tokens import token_key, verify
 from sde.hub.auth import SdeAuthenticator
 from sde.hub.spawner import SdeSpawner, pre_spawn_hook, project_from_form, render_choices
 from sde.services.home import Home, init_home
@@ -190,18 +191,32 @@ def test_the_spawner_offers_the_persons_projects_and_sets_the_environment(
 
     # The base get_env needs a running hub's tokens; the test is of what SdeSpawner adds.
     monkeypatch.setattr(SimpleLocalProcessSpawner, "get_env", lambda self: {"PATH": "/bin"})
-    spawner = SdeSpawner(sde_home=str(home.root))
+    api = "http://127.0.0.1:8126/services/airlock"
+    spawner = SdeSpawner(sde_home=str(home.root), sde_api_url=api)
     spawner.user = SimpleNamespace(name="alice", url="/user/alice/")
     form = asyncio.run(spawner.get_options_form())
     assert 'value="diabetes" checked>' in form
     spawner.user_options = spawner.run_options_from_form({"project": ["diabetes"]})
     env = spawner.get_env()
+    token = env.pop("SDE_TOKEN")
+    project_dir = home.project_dir("diabetes")
     assert env == {
         "PATH": "/bin",
-        "SDE_HOME": str(home.root),
         "SDE_USER": "alice",
         "SDE_PROJECT": "diabetes",
+        "SDE_API_URL": api,
+        "SDE_EXTRACT": str(project_dir / "extract"),
+        "SDE_SCRATCH": str(project_dir / "scratch" / "alice"),
+        "SDE_OUTPUTS": str(project_dir / "outputs"),
     }
+    # Not the home: a token for the sde service, for alice on diabetes only.
+    claim = verify(token_key(home.master_key()), token, _now())
+    assert (claim.person, claim.project) == ("alice", "diabetes")
+    assert claim.expires <= _now() + dt.timedelta(hours=12)
+    assert (project_dir / "scratch" / "alice").stat().st_mode & 0o777 == 0o700
+    spawner.sde_api_url = ""
+    with pytest.raises(HTTPError, match="no sde service URL"):
+        spawner.get_env()
 
 
 def test_hub_config_binds_loopback_and_keeps_its_secrets_private(home: Home) -> None:
@@ -267,8 +282,16 @@ def test_hub_config_starts_the_airlock_page_and_the_session_guard_as_services(ho
     assert roles["sde-session-guard"]["services"] == ["session-guard"]
     assert "--ServerApp.terminals_enabled=False" in c.Spawner.args
     assert "--ServerApp.extra_services=sde.hub.lab" in c.Spawner.args
+    assert c.SdeSpawner.sde_api_url == "http://127.0.0.1:8126/services/airlock"
 
-    kube = hub_config(home, port=8123, proxy_cmd=["/bin/chp"], spawner="kubernetes")
+    kube = hub_config(
+        home,
+        port=8123,
+        proxy_cmd=["/bin/chp"],
+        spawner="kubernetes",
+        pod_api_url="http://sde.sde-services:8800/services/airlock",
+    )
+    assert kube.SdeKubeSpawner.sde_api_url == "http://sde.sde-services:8800/services/airlock"
     assert kube.JupyterHub.spawner_class is SdeKubeSpawner
     assert kube.SdeKubeSpawner.sde_home == str(home.root)
     assert kube.SdeKubeSpawner.cmd == ["jupyterhub-singleuser"]  # the image's, not ours

@@ -15,6 +15,7 @@ objects only; its API calls go to the real server.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ import pytest
 import yaml
 
 from sde.adapters.kubernetes import KubeApi, KubeNotFound, WorkspaceCluster
+from sde.domain.workspace_tokens import token_key, verify
 from sde.domain.workspaces import PodSettings, build_pod, network_policy_name
 from sde.services.governance import GovernanceService, GovernanceSettings
 from sde.services.home import Home, init_home
@@ -98,7 +100,11 @@ def test_the_kube_spawner_opens_the_project_and_its_pod_is_admitted_then_deleted
 
     async def spawn_and_stop() -> tuple[list[str], dict[str, Any]]:
         spawner = SdeKubeSpawner(
-            _mock=True, sde_home=str(home.root), start_timeout=4, events_enabled=False
+            _mock=True,
+            sde_home=str(home.root),
+            sde_api_url="http://sde.sde-services:8800/services/airlock",
+            start_timeout=4,
+            events_enabled=False,
         )
         spawner.sde_cluster = lambda _settings: cluster  # the test server, not in-cluster
         spawner.user.name = "alice"  # the mock user's own name is not a person id
@@ -116,7 +122,14 @@ def test_the_kube_spawner_opens_the_project_and_its_pod_is_admitted_then_deleted
     container = pod["spec"]["containers"][0]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
-    assert {"name": "SDE_PROJECT", "value": "diabetes"} in container["env"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert (env["SDE_PROJECT"], env["SDE_USER"]) == ("diabetes", "alice")
+    assert env["SDE_API_URL"] == "http://sde.sde-services:8800/services/airlock"
+    claim = verify(token_key(home.master_key()), env["SDE_TOKEN"], dt.datetime.now(dt.UTC))
+    assert (claim.person, claim.project) == ("alice", "diabetes")
+    assert "SDE_HOME" not in env
+    assert "SDE_MASTER_KEY" not in env
+    assert env["SDE_EXTRACT"] == "/home/jovyan/extract"
     namespace = cluster.api.get("Namespace", cluster.namespace)
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     policy = cluster.api.get("NetworkPolicy", network_policy_name("diabetes"), cluster.namespace)

@@ -365,6 +365,8 @@ EXPECTED_POD: dict[str, Any] = {
                     {"name": "SDE_PROJECT", "value": "diabetes-2026"},
                     {"name": "SDE_USER", "value": "alice"},
                     {"name": "SDE_SCRATCH", "value": "/home/jovyan/scratch"},
+                    {"name": "SDE_EXTRACT", "value": "/home/jovyan/extract"},
+                    {"name": "SDE_OUTPUTS", "value": "/home/jovyan/scratch/outputs"},
                     {"name": "HOME", "value": "/home/jovyan"},
                     {"name": "JUPYTER_RUNTIME_DIR", "value": "/tmp/jupyter/runtime"},
                     {"name": "IPYTHONDIR", "value": "/tmp/ipython"},
