@@ -31,6 +31,7 @@ from traitlets.config import Config
 from sde.errors import ConfigError
 from sde.hub.auth import SdeAuthenticator
 from sde.hub.lab import server_args, write_lab_config
+from sde.hub.oidc import HubAuthSettings, SdeOIDCAuthenticator, oidc_config
 from sde.hub.spawner import SdeSpawner, pre_spawn_hook
 from sde.services.home import Home
 
@@ -117,6 +118,15 @@ def hub_config(
     c.JupyterHub.db_url = f"sqlite:///{folder / DB_FILE}"
     c.JupyterHub.cookie_secret_file = str(folder / COOKIE_SECRET_FILE)
     c.JupyterHub.authenticator_class = SdeAuthenticator
+    auth = HubAuthSettings.from_mapping(home.settings.extra.get("hub"))
+    if auth.oidc is not None:
+        c.JupyterHub.authenticator_class = SdeOIDCAuthenticator
+        for name, value in oidc_config(
+            auth.oidc,
+            callback_url=f"http://{ip}:{port}/hub/oauth_callback",
+            sde_home=str(home.root),
+        ).items():
+            setattr(c.SdeOIDCAuthenticator, name, value)
     if spawner not in SPAWNERS:
         raise ConfigError(f"spawner must be one of {', '.join(SPAWNERS)}, not {spawner!r}")
     c.JupyterHub.spawner_class = SdeSpawner
