@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -49,18 +49,33 @@ def sessions(home: Home) -> dict[int, dict[str, str]]:
     return found
 
 
-@contextmanager
-def running_hub(home: Home, log_path: Path, *extra: str) -> Iterator[str]:
-    """``sde serve`` on free ports until the block ends; yields the hub's URL."""
-    if not PROXY.exists():
-        pytest.fail(f"{PROXY} is missing: run SDE_SETUP_HUB=1 bash scripts/setup.sh")
-    # sde serve uses the port and the next three (proxy API, hub, airlock page).
+def hub_ports() -> int:
+    """A free port whose next three are free too (sde's hub uses port .. port + 3: the
+    proxy's API, the hub, the airlock page)."""
     port = free_port()
     while port > 65530 or any(_in_use(port + k) for k in range(1, 4)):
         port = free_port()
-    log = log_path.open("w")
-    process = subprocess.Popen(
-        [
+    return port
+
+
+@contextmanager
+def running_hub(
+    home: Home,
+    log_path: Path,
+    *extra: str,
+    command: Callable[[int], list[str]] | None = None,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+) -> Iterator[str]:
+    """``sde serve`` (or ``command(port)``) on free ports until the block ends; yields the
+    hub's URL (``http://<host>:<port>``)."""
+    if not PROXY.exists():
+        pytest.fail(f"{PROXY} is missing: run SDE_SETUP_HUB=1 bash scripts/setup.sh")
+    port = port or hub_ports()
+    argv = (
+        command(port)
+        if command is not None
+        else [
             *SDE,
             "serve",
             "--home",
@@ -70,13 +85,18 @@ def running_hub(home: Home, log_path: Path, *extra: str) -> Iterator[str]:
             "--proxy",
             str(PROXY),
             *extra,
-        ],
+        ]
+    )
+    log = log_path.open("w")
+    process = subprocess.Popen(
+        argv,
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group: the proxy and servers stop with it
         env={k: v for k, v in os.environ.items() if not k.startswith("SDE_")},
+        cwd=log_path.parent,
     )
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{host}:{port}"
     try:
         deadline = time.monotonic() + 45
         while True:
