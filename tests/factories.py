@@ -134,3 +134,16 @@ def linked_patients(home: Any, nhs_numbers: Sequence[str]) -> None:
     )
     for register in ("national_opt_out", "type1_opt_out"):
         write_deltalake(str(home.linked / register), pa.table({"pid": pa.array([], pa.string())}))
+
+
+def sex_extract(home: Any, project: str) -> None:
+    """Extract ``patients.sex`` for ``project`` (approved for it) from the linked zone
+    ``linked_patients`` made, as olu, for research."""
+    from sde.services.extract import ExtractRequest, build_extract
+
+    build_extract(
+        home,
+        ExtractRequest(project, "research", True, {"patients": ("sex",)}),
+        {"patients": "gp"},
+        actor="olu",
+    )

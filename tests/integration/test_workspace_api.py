@@ -25,7 +25,7 @@ from sde.domain.audit import AuditEvent
 from sde.domain.policy import ACCESS
 from sde.domain.workspace_tokens import mint, token_key
 from sde.services.decisions import DECISION_ACTION
-from sde.services.extract import ExtractRequest, build_extract, read_manifest
+from sde.services.extract import read_manifest
 from sde.services.governance import GovernanceService
 from sde.services.home import Home, init_home
 from sde.services.projects import ProjectService
@@ -35,7 +35,13 @@ from sde.web.auth import WebAuth
 from sde.web.workspace_api import MAX_BODY_BYTES, MAX_FILES
 from sde.workspace import stats
 from tests.browser import serve
-from tests.factories import airlock_project, application, approve_through_board, linked_patients
+from tests.factories import (
+    airlock_project,
+    application,
+    approve_through_board,
+    linked_patients,
+    sex_extract,
+)
 
 pytestmark = [pytest.mark.sql, pytest.mark.policy, pytest.mark.delta]
 
@@ -60,12 +66,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Home:
             )
             projects.add_member("olu", project, person)
             approve_through_board(store, engine, project, decided_by="bea")
-    build_extract(
-        home,
-        ExtractRequest("diabetes", "research", True, {"patients": ("sex",)}),
-        {"patients": "gp"},
-        actor="olu",
-    )
+    sex_extract(home, "diabetes")
     return home
 
 

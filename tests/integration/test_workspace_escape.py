@@ -33,13 +33,18 @@ from sde.adapters.duckdb import (
 from sde.domain.audit import AuditEvent
 from sde.domain.releases import Status, Vote
 from sde.errors import ConfigError, PolicyDenied
-from sde.services.extract import ExtractRequest, build_extract
 from sde.services.home import Home, init_home
 from sde.services.projects import ProjectService
 from sde.services.wiring import control_plane, policy_engine, release_service
 from sde.workspace.release import request_release
 from sde.workspace.scratch import SCRATCH_ENV, check_scratch
-from tests.factories import airlock_project, application, approve_through_board, linked_patients
+from tests.factories import (
+    airlock_project,
+    application,
+    approve_through_board,
+    linked_patients,
+    sex_extract,
+)
 
 pytestmark = [pytest.mark.sql, pytest.mark.policy, pytest.mark.duckdb, pytest.mark.delta]
 
@@ -62,12 +67,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Home:
         ProjectService(store).add_member("olu", "cancer", "mallory")
         approve_through_board(store, engine, "cancer", decided_by="bea")
     for project in (PROJECT, "cancer"):
-        build_extract(
-            home,
-            ExtractRequest(project, "research", True, {"patients": ("sex",)}),
-            {"patients": "gp"},
-            actor="olu",
-        )
+        sex_extract(home, project)
     # Another project's data as a DuckDB file, to try to ATTACH.
     other = duckdb.connect(str(home.project_dir("cancer") / "cancer.duckdb"))
     other.execute("create table t as select 1 as x")

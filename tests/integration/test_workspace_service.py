@@ -26,14 +26,14 @@ from sde.domain.projects import ProjectStatus
 from sde.domain.releases import Status
 from sde.domain.workspace_tokens import mint, token_key
 from sde.errors import ConfigError, InputError, PolicyDenied, SdeError
-from sde.services.extract import ExtractRequest, build_extract, extract_dir
+from sde.services.extract import extract_dir
 from sde.services.home import Home, init_home
 from sde.services.wiring import control_plane, policy_engine
 from sde.web.app import create_app
 from sde.workspace.release import ReleaseCheck, check_release, request_release
 from sde.workspace.service import FiledRequest, WorkspaceService, from_environment
 from tests.browser import free_port, serve
-from tests.factories import airlock_project, linked_patients
+from tests.factories import airlock_project, linked_patients, sex_extract
 
 pytestmark = [pytest.mark.sql, pytest.mark.policy, pytest.mark.duckdb, pytest.mark.delta]
 
@@ -58,12 +58,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Home:
     linked_patients(home, NHS)
     with control_plane(home) as store:
         airlock_project(store, policy_engine(home))
-    build_extract(
-        home,
-        ExtractRequest(PROJECT, "research", True, {"patients": ("sex",)}),
-        {"patients": "gp"},
-        actor="olu",
-    )
+    sex_extract(home, PROJECT)
     return home
 
 
