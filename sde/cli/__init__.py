@@ -78,6 +78,7 @@ def _register() -> None:
         ingest,
         optout,
         project,
+        register,
         release,
         serve,
         synth,

@@ -115,3 +115,33 @@ def hub_service_address(environ: Mapping[str, str]) -> tuple[str, int, str]:
     if not prefix.startswith("/services/"):
         raise InputError("--hub needs JUPYTERHUB_SERVICE_PREFIX (/services/NAME/) from the hub")
     return parsed.hostname, parsed.port, prefix.rstrip("/")
+
+
+@web.command("register")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8801, show_default=True)
+@click.option(
+    "--hub",
+    "behind_hub",
+    is_flag=True,
+    help="Run as a JupyterHub service (address and prefix from the JUPYTERHUB_* variables).",
+)
+@click.option("--folder", type=click.Path(path_type=Path), default=None, help="The built register.")
+@home_option
+def register_command(
+    host: str, port: int, behind_hub: bool, folder: Path | None, home_dir: Path | None
+) -> None:
+    """Serve the public register (built by `sde register build`) to anyone, no sign-in."""
+    import uvicorn
+
+    from sde.web.register_site import register_app
+
+    base = ""
+    if behind_hub:
+        host, port, base = hub_service_address(os.environ)
+    if not is_loopback(host):
+        raise InputError(f"refusing to listen on {host}, which is not a loopback address")
+    home = load_home(home_dir)
+    app = register_app(folder or home.root / "register", base=base)
+    click.echo(f"serving the public register on http://{host}:{port}{base}/ (Ctrl-C stops)")
+    uvicorn.run(app, host=host, port=port, access_log=False, server_header=False)

@@ -6,7 +6,8 @@
 
 - the hub, its proxy and its API listen on ``ip`` (127.0.0.1; another address only with
   ``allow_remote=True``): public ``port``, proxy API ``port + 1``, hub ``port + 2`` unless
-  given;
+  given; its services on 127.0.0.1: the airlock page ``port + 3``, the public register
+  ``port + 4``;
 - the hub's database (``jupyterhub.sqlite``), cookie secret and proxy pid file live in
   ``<home>/hub/``, the first two created 0600 before the hub starts;
 - :class:`~sde.hub.auth.SdeAuthenticator` and :class:`~sde.hub.spawner.SdeSpawner` over
@@ -40,6 +41,7 @@ DB_FILE = "jupyterhub.sqlite"
 COOKIE_SECRET_FILE = "jupyterhub_cookie_secret"  # noqa: S105 (a file name)
 CONFIG_FILE = "jupyterhub_config.py"
 AIRLOCK_SERVICE = "airlock"
+REGISTER_SERVICE = "register"
 GUARD_SERVICE = "session-guard"
 SPAWNERS = ("local", "kubernetes")
 
@@ -161,6 +163,13 @@ def hub_config(
             "url": f"http://127.0.0.1:{airlock_port or port + 3}",
             "command": [*sde_command(), "web", "serve", "--hub", *home_arg],
             "oauth_no_confirm": True,
+            "display": True,
+        },
+        {
+            # The public register: anyone may read it, no sign-in.
+            "name": REGISTER_SERVICE,
+            "url": f"http://127.0.0.1:{port + 4}",
+            "command": [*sde_command(), "web", "register", "--hub", *home_arg],
             "display": True,
         },
         {

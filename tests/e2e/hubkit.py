@@ -50,10 +50,10 @@ def sessions(home: Home) -> dict[int, dict[str, str]]:
 
 
 def hub_ports() -> int:
-    """A free port whose next three are free too (sde's hub uses port .. port + 3: the
-    proxy's API, the hub, the airlock page)."""
+    """A free port whose next four are free too (sde's hub uses port .. port + 4: the
+    proxy's API, the hub, the airlock page, the register)."""
     port = free_port()
-    while port > 65530 or any(_in_use(port + k) for k in range(1, 4)):
+    while port > 65530 or any(_in_use(port + k) for k in range(1, 5)):
         port = free_port()
     return port
 

@@ -90,6 +90,23 @@ def test_serve_signs_in_refuses_a_non_member_and_starts_a_members_lab(
         timeout=10,
     )
     assert refused.status_code == 403
+    # The public register is there for anyone, without signing in (not built yet here).
+    register = requests.get(f"{url}/services/register/", timeout=10)
+    assert register.status_code == 404
+    assert "/hub/login" not in register.url
+    assert "sde register build" in register.text
+    built = subprocess.run(
+        [*SDE, "register", "build", "--home", str(home.root)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert built.returncode == 0, built.stderr
+    register = requests.get(f"{url}/services/register/projects/", timeout=10)
+    assert register.status_code == 200
+    assert "diabetes" in register.text
+    assert "set-cookie" not in register.headers
 
     mallory = sign_in(url, home, "mallory", tokens)
     denied = spawn(mallory, url, "mallory", "diabetes")
