@@ -77,6 +77,7 @@ def _register() -> None:
         extract,
         ingest,
         optout,
+        patient,
         project,
         register,
         release,

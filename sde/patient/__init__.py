@@ -1,0 +1,69 @@
+"""A patient's record history as a letter (``sde patient report``), for requests by post.
+
+:func:`sde.services.patient.record_history` computes what the patient may see;
+:func:`render_letter` writes it as a self-contained HTML page (no scripts, no outside
+resources, a Content-Security-Policy that forbids both) or as plain text. The NHS number
+appears in the letter itself (it is the patient's own letter) and nowhere else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jinja2
+
+from sde.domain import nhs_number as nhs
+from sde.domain.optouts import Scope
+from sde.errors import InputError
+from sde.services.patient import RecordHistory
+
+TEMPLATES = Path(__file__).parent / "templates"
+FORMATS = ("html", "text")
+SPONSOR_WORDS = {
+    "nhs": "an NHS organisation",
+    "academic": "a university or research institute",
+    "charity": "a charity",
+    "commercial": "a commercial company",
+}
+PURPOSE_WORDS = {"research": "research", "planning": "planning health and care services"}
+CHANGEABLE = tuple(s.value for s in Scope)
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        # HTML escaped; the plain-text letter is not HTML and is written as is.
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["day"] = lambda iso: str(iso)[:10] if iso else "not recorded"
+    return env
+
+
+def spaced(digits: str) -> str:
+    """An NHS number as it is printed: ``943 476 5919``."""
+    return f"{digits[:3]} {digits[3:6]} {digits[6:]}"
+
+
+def render_letter(history: RecordHistory, nhs_number: str, fmt: str = "html") -> str:
+    """The letter for the patient whose number is ``nhs_number`` (valid, checked again)."""
+    if fmt not in FORMATS:
+        raise InputError(f"letter format must be one of {', '.join(FORMATS)}")
+    digits = nhs.normalise(nhs_number)
+    if digits is None or not nhs.is_valid_digits(digits):
+        raise InputError("the NHS number given is not a valid NHS number")
+    env = _environment()
+    template = env.get_template("letter.html" if fmt == "html" else "letter.txt")
+    return template.render(
+        h=history,
+        nhs_number=spaced(digits),
+        sponsor_words=SPONSOR_WORDS,
+        purpose_words=PURPOSE_WORDS,
+        changeable=CHANGEABLE,
+    )
+
+
+__all__ = ["FORMATS", "render_letter", "spaced"]
