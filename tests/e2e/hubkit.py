@@ -14,7 +14,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -56,6 +56,22 @@ def hub_ports() -> int:
     while port > 65530 or any(_in_use(port + k) for k in range(1, 5)):
         port = free_port()
     return port
+
+
+def services(home: Home) -> list[int]:
+    """The hub's sde services (airlock page, register, session guard) for ``home``."""
+    found = []
+    marker = f"\0--home\0{home.root}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except (PermissionError, FileNotFoundError, ProcessLookupError):
+            continue
+        if marker in cmdline and b"\0serve\0--home" not in cmdline:
+            found.append(int(entry.name))
+    return found
 
 
 @contextmanager
@@ -120,8 +136,10 @@ def running_hub(
             process.wait(timeout=5)
         finally:
             log.close()
-            for pid in sessions(home):  # left behind only if the hub died without cleaning up
-                os.kill(pid, signal.SIGKILL)
+            # Left behind only if the hub died without cleaning up: its servers and services.
+            for pid in [*sessions(home), *services(home)]:
+                with suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
 
 
 def _in_use(port: int) -> bool:

@@ -17,7 +17,15 @@ from sde.hub.lab import DISABLED_LAB_PLUGINS
 from sde.services.home import Home, init_home
 from sde.services.wiring import control_plane, policy_engine
 from sde.web.auth import WebAuth
-from tests.e2e.hubkit import api_token, running_hub, sessions, sign_in, spawn, wait_for_lab
+from tests.e2e.hubkit import (
+    api_token,
+    running_hub,
+    services,
+    sessions,
+    sign_in,
+    spawn,
+    wait_for_lab,
+)
 from tests.factories import airlock_project
 
 pytestmark = [pytest.mark.e2e, pytest.mark.sql, pytest.mark.policy, pytest.mark.slow]
@@ -90,6 +98,8 @@ def test_serve_signs_in_refuses_a_non_member_and_starts_a_members_lab(
         timeout=10,
     )
     assert refused.status_code == 403
+    # The hub's three sde services run (and are what the fixture stops if the hub cannot).
+    assert len(services(home)) == 3
     # The public register is there for anyone, without signing in (not built yet here).
     register = requests.get(f"{url}/services/register/", timeout=10)
     assert register.status_code == 404
