@@ -34,7 +34,6 @@ import atexit
 import re
 import secrets
 import shutil
-import socket
 import ssl
 import subprocess
 import tempfile
@@ -48,6 +47,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.browser import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / ".build" / "bin"
@@ -72,13 +73,6 @@ def pinned_versions() -> tuple[str, str]:
     if not (kube and etcd):
         raise KubeUnavailable(f"{SETUP_SCRIPT} does not pin KUBE_VERSION and ETCD_VERSION")
     return kube[1], etcd[1]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -12,6 +11,7 @@ from urllib.parse import urlsplit
 import click
 
 from sde.cli import home_option, load_home, main
+from sde.domain.encoding import is_loopback
 from sde.errors import InputError
 
 DEFAULT_PORT = 8800
@@ -50,15 +50,6 @@ def link_command(person_id: str, base_url: str, minutes: int, home_dir: Path | N
         raise InputError("--base-url must start with http:// or https://")
     token = WebAuth(home.master_key()).link_token(person_id, dt.datetime.now(dt.UTC), minutes)
     click.echo(f"{base_url.rstrip('/')}/signin?token={token}")
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @web.command("serve")

@@ -14,7 +14,6 @@ round. Pure: keys, times and values in, values out.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import datetime as dt
 import hashlib
@@ -22,6 +21,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
+from sde.domain.encoding import b64url, unb64url
 from sde.domain.projects import PERSON_ID, PROJECT_ID
 from sde.domain.pseudonyms import hkdf_sha256
 
@@ -47,14 +47,6 @@ def token_key(master_key: bytes) -> bytes:
     if len(master_key) != 32:
         raise ValueError("the master key must be 32 bytes")
     return hkdf_sha256(master_key, TOKEN_INFO)
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode((text + "=" * (-len(text) % 4)).encode("ascii"))
 
 
 def _mac(key: bytes, payload: bytes) -> bytes:
@@ -83,7 +75,7 @@ def mint(
         raise ValueError(f"a workspace token lasts more than 0 and at most {MAX_HOURS} hours")
     expires = int((now + dt.timedelta(hours=hours)).timestamp())
     payload = f"{person}|{project}|{expires}|{nonce or secrets.token_hex(16)}".encode("ascii")
-    return f"{_b64(payload)}.{_b64(_mac(key, payload))}"
+    return f"{b64url(payload)}.{b64url(_mac(key, payload))}"
 
 
 def verify(key: bytes, token: str, now: dt.datetime) -> WorkspaceClaim:
@@ -94,8 +86,8 @@ def verify(key: bytes, token: str, now: dt.datetime) -> WorkspaceClaim:
         raise invalid
     encoded, signature = token.split(".")
     try:
-        payload = _unb64(encoded)
-        mac = _unb64(signature)
+        payload = unb64url(encoded)
+        mac = unb64url(signature)
     except (binascii.Error, ValueError):
         raise invalid from None
     if not hmac.compare_digest(mac, _mac(key, payload)):

@@ -20,7 +20,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import secrets
 import sys
@@ -29,6 +28,7 @@ from pathlib import Path
 
 from traitlets.config import Config
 
+from sde.domain.encoding import is_loopback
 from sde.errors import ConfigError
 from sde.hub.auth import SdeAuthenticator
 from sde.hub.lab import server_args, write_lab_config
@@ -44,15 +44,6 @@ AIRLOCK_SERVICE = "airlock"
 REGISTER_SERVICE = "register"
 GUARD_SERVICE = "session-guard"
 SPAWNERS = ("local", "kubernetes")
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _private_file(path: Path, content: str = "") -> None:

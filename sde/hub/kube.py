@@ -23,12 +23,12 @@ from traitlets import Float, Unicode
 from sde.adapters.kubernetes import KubeApi, WorkspaceCluster
 from sde.adapters.kubespawner import configure_kubespawner
 from sde.domain.workspaces import PodSettings
-from sde.hub.spawner import ProjectOptions, _open, chosen_project, session_env
+from sde.hub.spawner import ProjectOptions, chosen_project, open_sde_home, session_env
 
 
 def pod_settings(sde_home: str) -> PodSettings:
     """The ``workspaces:`` section of the home's settings."""
-    return PodSettings.from_mapping(_open(sde_home).settings.extra.get("workspaces"))
+    return PodSettings.from_mapping(open_sde_home(sde_home).settings.extra.get("workspaces"))
 
 
 def open_project_objects(cluster: WorkspaceCluster, project_id: str) -> None:
@@ -49,7 +49,7 @@ class SdeKubeSpawner(ProjectOptions, KubeSpawner):  # type: ignore[misc]
 
     def get_env(self) -> dict[str, str]:
         env: dict[str, str] = super().get_env()
-        home = _open(self.sde_home)
+        home = open_sde_home(self.sde_home)
         env.update(
             session_env(
                 home, str(self.user.name), chosen_project(self), self.sde_api_url, self.token_hours

@@ -48,7 +48,7 @@ def _today() -> dt.date:
     return _now().date()
 
 
-def _open(home_dir: str) -> Home:
+def open_sde_home(home_dir: str) -> Home:
     if not home_dir:
         raise HTTPError(500, "the spawner has no sde home configured")
     return open_home(Path(home_dir))
@@ -99,7 +99,7 @@ class ProjectOptions:
     user: Any
 
     async def get_options_form(self) -> str:
-        home = _open(self.sde_home)
+        home = open_sde_home(self.sde_home)
         with control_plane(home) as store:
             choices = workspace_choices(
                 store, policy_engine(home), person_id=self.user.name, today=_today()
@@ -124,7 +124,7 @@ class SdeSpawner(ProjectOptions, SimpleLocalProcessSpawner):  # type: ignore[mis
 
     def get_env(self) -> dict[str, str]:
         env: dict[str, str] = super().get_env()
-        home = _open(self.sde_home)
+        home = open_sde_home(self.sde_home)
         person, project = str(self.user.name), chosen_project(self)
         env.update(session_env(home, person, project, self.sde_api_url, self.token_hours))
         env["SDE_EXTRACT"] = str(extract_dir(home, project))
@@ -171,7 +171,7 @@ def pre_spawn_hook(spawner: Any) -> None:
     workspace on the chosen project today. The decision is audited."""
     person = str(spawner.user.name)
     project = chosen_project(spawner)
-    home = _open(str(spawner.sde_home))
+    home = open_sde_home(str(spawner.sde_home))
     with control_plane(home) as store:
         engine = policy_engine(home, audit=store.audit, actor=person)
         try:

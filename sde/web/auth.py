@@ -13,7 +13,6 @@ Pure: keys, times and values in, values out. The web app keeps the :class:`Nonce
 
 from __future__ import annotations
 
-import base64
 import binascii
 import datetime as dt
 import hashlib
@@ -22,6 +21,7 @@ import secrets
 import threading
 from dataclasses import dataclass
 
+from sde.domain.encoding import b64url, unb64url
 from sde.domain.projects import PERSON_ID
 from sde.domain.pseudonyms import hkdf_sha256
 
@@ -48,15 +48,6 @@ class Claim:
     nonce: str
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    padded = text + "=" * (-len(text) % 4)
-    return base64.urlsafe_b64decode(padded.encode("ascii"))
-
-
 def _timestamp(when: dt.datetime) -> int:
     if when.tzinfo is None:
         raise ValueError("times must be timezone-aware")
@@ -80,7 +71,7 @@ class Signer:
             raise ValueError("not a valid person id")
         nonce = nonce or secrets.token_hex(_NONCE_BYTES)
         payload = f"{person}|{_timestamp(expires)}|{nonce}".encode("ascii")
-        return f"{_b64(payload)}.{_b64(self._mac(payload))}"
+        return f"{b64url(payload)}.{b64url(self._mac(payload))}"
 
     def verify(self, value: str, now: dt.datetime) -> Claim:
         """The claim in ``value``; :class:`SignInError` when it is malformed, forged or
@@ -92,8 +83,8 @@ class Signer:
             raise invalid
         encoded, signature = value.split(".")
         try:
-            payload = _unb64(encoded)
-            mac = _unb64(signature)
+            payload = unb64url(encoded)
+            mac = unb64url(signature)
         except (binascii.Error, ValueError):
             raise invalid from None
         if not hmac.compare_digest(mac, self._mac(payload)):
@@ -143,7 +134,7 @@ class WebAuth:
 
     def csrf_token(self, cookie: str) -> str:
         mac = hmac.new(self._session_key, CSRF_LABEL + cookie.encode("ascii"), hashlib.sha256)
-        return _b64(mac.digest())
+        return b64url(mac.digest())
 
     def check_csrf(self, cookie: str, token: str | None) -> bool:
         if not token:
