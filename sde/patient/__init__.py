@@ -2,8 +2,10 @@
 
 :func:`sde.services.patient.record_history` computes what the patient may see;
 :func:`render_letter` writes it as a self-contained HTML page (no scripts, no outside
-resources, a Content-Security-Policy that forbids both) or as plain text. The NHS number
-appears in the letter itself (it is the patient's own letter) and nowhere else.
+resources, a Content-Security-Policy that forbids both) or as plain text;
+:func:`sde.patient.pdf.render_pdf` writes it as a PDF, and :func:`letter_bytes` gives any
+of the three as the bytes of a file. The NHS number appears in the letter itself (it is
+the patient's own letter) and nowhere else.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from sde.services.patient import RecordHistory
 
 TEMPLATES = Path(__file__).parent / "templates"
 FORMATS = ("html", "text")
+"""The formats :func:`render_letter` writes as text."""
+LETTER_FORMATS = (*FORMATS, "pdf")
+"""Every format of the letter (:func:`letter_bytes`)."""
 SPONSOR_WORDS = {
     "nhs": "an NHS organisation",
     "academic": "a university or research institute",
@@ -51,7 +56,9 @@ def spaced(digits: str) -> str:
 def render_letter(history: RecordHistory, nhs_number: str, fmt: str = "html") -> str:
     """The letter for the patient whose number is ``nhs_number`` (valid, checked again)."""
     if fmt not in FORMATS:
-        raise InputError(f"letter format must be one of {', '.join(FORMATS)}")
+        raise InputError(
+            f"letter format must be one of {', '.join(FORMATS)} (a PDF is bytes: letter_bytes)"
+        )
     digits = nhs.normalise(nhs_number)
     if digits is None or not nhs.is_valid_digits(digits):
         raise InputError("the NHS number given is not a valid NHS number")
@@ -66,4 +73,15 @@ def render_letter(history: RecordHistory, nhs_number: str, fmt: str = "html") ->
     )
 
 
-__all__ = ["FORMATS", "render_letter", "spaced"]
+def letter_bytes(history: RecordHistory, nhs_number: str, fmt: str = "html") -> bytes:
+    """The letter as the bytes of a file: HTML or text in UTF-8, or a PDF."""
+    if fmt == "pdf":
+        from sde.patient.pdf import render_pdf
+
+        return render_pdf(history, nhs_number)
+    if fmt not in FORMATS:
+        raise InputError(f"letter format must be one of {', '.join(LETTER_FORMATS)}")
+    return render_letter(history, nhs_number, fmt).encode("utf-8")
+
+
+__all__ = ["FORMATS", "LETTER_FORMATS", "letter_bytes", "render_letter", "spaced"]

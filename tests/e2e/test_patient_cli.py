@@ -1,25 +1,33 @@
 """`sde patient report` over the demo's home, through the installed command: the letter of
 a patient in the diabetes extract, of one who opted out of research (not in it), and the
-refusal of an invalid number; every look-up audited without the NHS number or the pid."""
+refusal of an invalid number; the PDF letter (to a private file or a pipe, never to a
+terminal); every look-up audited without the NHS number or the pid."""
 
 from __future__ import annotations
 
 import csv
+import io
 import json
+import os
+import pty
 import re
+import select
 import stat
+import subprocess
 from pathlib import Path
 
+import pypdf
 import pytest
 
 from sde.adapters import delta
 from sde.domain.nhs_number import normalise
 from sde.domain.pseudonyms import LinkagePseudonymiser, ProjectPseudonymiser
 from sde.patient import spaced
+from sde.patient.pdf import TITLE as PDF_TITLE
 from sde.services.home import open_home
 from sde.services.patient import REFUSED, VIEWED
 from sde.services.wiring import control_plane
-from tests.e2e.test_cli import ok, run
+from tests.e2e.test_cli import SDE, ok, run
 from tests.integration.test_no_patient_values_leak import identifiers, leaks
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -177,3 +185,76 @@ def test_lookups_are_audited_without_numbers_or_pids(demo: Path) -> None:
         assert leaks(text, numbers, others) == [], event.action
         found = len(pids & set(re.findall(r"[0-9a-f]{32}", text)))
         assert found == 0, f"{event.action} holds a pid"
+
+
+def test_pdf_letter_written_to_a_file_is_private(demo: Path, tmp_path: Path) -> None:
+    number = in_extract(demo)
+    out = tmp_path / "letter.pdf"
+    result = run(
+        "patient",
+        "report",
+        "--nhs-number",
+        number,
+        "--format",
+        "pdf",
+        "--out",
+        str(out),
+        home=demo,
+        actor="olu",
+    )
+    assert result.returncode == 0, result.stderr
+    echoed = shows(result.stdout + result.stderr, number)
+    assert not echoed, "the NHS number was printed"
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    data = out.read_bytes()
+    assert data.startswith(b"%PDF-")
+    text = "\n".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(data)).pages)
+    has_number = f"NHS number {spaced(number)}" in text
+    assert has_number, "the PDF letter does not show the patient's NHS number"
+    assert (
+        missing(re.sub(r"\s+", " ", text), ["Dear patient", PDF_TITLE, TITLE, "t2dm_by_age.csv"])
+        == []
+    )
+
+
+def test_pdf_letter_goes_to_a_pipe_but_never_to_a_terminal(demo: Path) -> None:
+    number = in_extract(demo)
+    argv = [SDE, "patient", "report", "--nhs-number", number, "--format", "pdf"]
+    argv += ["--home", str(demo), "--actor", "olu"]
+    piped = subprocess.run(argv, capture_output=True, timeout=300, check=False)
+    assert piped.returncode == 0, piped.stderr.decode(errors="replace")
+    assert piped.stdout.startswith(b"%PDF-")
+    assert piped.stdout.rstrip().endswith(b"%%EOF")
+
+    home = open_home(demo)
+    with control_plane(home) as plane:
+        before = len(plane.audit.events())
+    main_fd, terminal_fd = pty.openpty()
+    try:
+        refused = subprocess.run(
+            argv, stdout=terminal_fd, stderr=subprocess.PIPE, timeout=300, check=False
+        )
+    finally:
+        os.close(terminal_fd)
+        written = _drain(main_fd)
+        os.close(main_fd)
+    assert refused.returncode == 2
+    assert "--out" in refused.stderr.decode()
+    assert b"%PDF" not in written
+    with control_plane(home) as plane:
+        after = len(plane.audit.events())
+    assert after == before, "a refused PDF still looked the patient up"
+
+
+def _drain(fd: int) -> bytes:
+    """What the process wrote to the terminal (the pty's other end), without blocking."""
+    chunks: list[bytes] = []
+    while select.select([fd], [], [], 0)[0]:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: the terminal side is closed and nothing is left
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
