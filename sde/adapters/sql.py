@@ -55,6 +55,7 @@ from sde.domain.governance import (
     PublicComment,
     organisation_key,
 )
+from sde.domain.patient_sign_in import FAILURE, SIGN_IN_OUTCOMES, SUCCESS
 from sde.domain.projects import (
     ApprovedDataset,
     BoardKind,
@@ -79,7 +80,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 SUPPORTED_BACKENDS = frozenset({"sqlite", "postgresql"})
 WRITE_OPTION = "sde_write"
 _PG_MIGRATION_LOCK = 0x5DE0_0001
@@ -287,6 +288,17 @@ reviews = sa.Table(
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("files", sa.JSON, nullable=True),
     _one_of("decision", [v.value for v in Vote], "ck_reviews_decision"),
+)
+
+sign_in_attempts = sa.Table(
+    "sign_in_attempts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(64), nullable=False),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    _one_of("outcome", list(SIGN_IN_OUTCOMES), "ck_sign_in_attempts_outcome"),
+    sa.Index("ix_sign_in_attempts_key", "key", "at"),
 )
 
 audit_events = sa.Table(
@@ -537,6 +549,14 @@ class SqlAuditLog:
         )
         with self._engine.connect() as conn:
             return [_event_from_row(r) for r in conn.execute(stmt)]
+
+    def event(self, seq: int) -> AuditEvent | None:
+        """The event stored at ``seq``, or None when there is none (for checking a
+        published checkpoint)."""
+        stmt = _event_select().where(audit_events.c.seq == seq)
+        with self._engine.connect() as conn:
+            row = conn.execute(stmt).first()
+        return _event_from_row(row) if row is not None else None
 
     def tail(self, limit: int) -> list[AuditEvent]:
         """The newest ``limit`` events, oldest first."""
@@ -1120,6 +1140,38 @@ class ControlPlane:
                 )
             )
             self._must_change(result, f"dataset {dataset!r} approved for project {project_id!r}")
+
+    # --- patients' sign-in attempts ---------------------------------------------------------
+
+    def record_sign_in_attempt(
+        self, keys: Sequence[str], outcome: str, at: datetime, *, audit: AuditEntry
+    ) -> None:
+        """One attempt, counted against each of ``keys`` (keyed subjects), with its audit
+        event in the same transaction."""
+        if outcome not in SIGN_IN_OUTCOMES:
+            raise ValueError(f"outcome must be one of {', '.join(SIGN_IN_OUTCOMES)}")
+        with self._writing(audit, "sign-in attempt not recorded") as conn:
+            for key in keys:
+                conn.execute(sa.insert(sign_in_attempts).values(key=key, at=at, outcome=outcome))
+
+    def sign_in_failures(self, key: str, since: datetime) -> list[datetime]:
+        """The failures of ``key`` at or after ``since`` and after its last success."""
+        last_success = (
+            sa.select(sa.func.max(sign_in_attempts.c.at))
+            .where(sign_in_attempts.c.key == key, sign_in_attempts.c.outcome == SUCCESS)
+            .scalar_subquery()
+        )
+        rows = self._read(
+            sa.select(sign_in_attempts.c.at)
+            .where(
+                sign_in_attempts.c.key == key,
+                sign_in_attempts.c.outcome == FAILURE,
+                sign_in_attempts.c.at >= since,
+                sa.or_(last_success.is_(None), sign_in_attempts.c.at > last_success),
+            )
+            .order_by(sign_in_attempts.c.at, sign_in_attempts.c.id)
+        )
+        return [r.at for r in rows]
 
     # --- release requests --------------------------------------------------------------------
 

@@ -28,13 +28,18 @@ def build(out_dir: Path | None, home_dir: Path | None) -> None:
     """Write the register: HTML pages with CSV and JSON beside each, and the audit
     checkpoint. Counts are rounded; nothing patient-level is published."""
     from sde.register import write_site
+    from sde.register.render import read_history
     from sde.services.register import build_register, manifest_reader
     from sde.services.wiring import control_plane
 
     home = load_home(home_dir)
     out = out_dir or home.root / "register"
     with control_plane(home) as plane:
-        site = build_register(plane, plane.audit, manifest_reader(home))
+        # Every checkpoint published before is checked against the log itself, so a
+        # rewrite is refused even after new events have moved the head on.
+        site = build_register(
+            plane, plane.audit, manifest_reader(home), published=read_history(out.resolve())
+        )
     written = write_site(site, out)
     click.echo(
         f"wrote the public register to {out.resolve()}: {len(written)} files, "

@@ -136,3 +136,33 @@ def register_command(
     app = register_app(folder or home.root / "register", base=base)
     click.echo(f"serving the public register on http://{host}:{port}{base}/ (Ctrl-C stops)")
     uvicorn.run(app, host=host, port=port, access_log=False, server_header=False)
+
+
+@web.command("patient")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8802, show_default=True)
+@click.option(
+    "--hub",
+    "behind_hub",
+    is_flag=True,
+    help="Run as a JupyterHub service (address and prefix from the JUPYTERHUB_* variables); "
+    "the client address for the lock-out is then the one the hub's proxy saw.",
+)
+@home_option
+def patient_command(host: str, port: int, behind_hub: bool, home_dir: Path | None) -> None:
+    """Serve the patient's record page: a patient signs in (NHS number, date of birth and
+    postcode), sees where their record was used and changes their choices. Public: no
+    JupyterHub sign-in. Every sign-in, view and change is audited."""
+    import uvicorn
+
+    from sde.web.patient_site import patient_app
+
+    base = ""
+    if behind_hub:
+        host, port, base = hub_service_address(os.environ)
+    if not is_loopback(host):
+        raise InputError(f"refusing to listen on {host}, which is not a loopback address")
+    home = load_home(home_dir)
+    app = patient_app(home, base=base, behind_proxy=behind_hub)
+    click.echo(f"serving the patient's page on http://{host}:{port}{base}/ (Ctrl-C stops)")
+    uvicorn.run(app, host=host, port=port, access_log=False, server_header=False)

@@ -112,7 +112,17 @@ GENERALISATION_OUTPUT = {
 }
 assert set(GENERALISATION_INPUT) == set(generalise.GENERALISATIONS)
 
-_SPEC_KEYS = {"name", "title", "description", "origin", "format", "key", "columns", "known_from"}
+_SPEC_KEYS = {
+    "name",
+    "title",
+    "description",
+    "origin",
+    "format",
+    "key",
+    "columns",
+    "known_from",
+    "sign_in",
+}
 _COLUMN_KEYS = {
     "role",
     "type",
@@ -166,6 +176,15 @@ class ColumnSpec:
 
 
 @dataclass(frozen=True)
+class SignInColumns:
+    """The source columns (full values, read before generalising) of a patient's date of
+    birth and postcode."""
+
+    birth_date: str
+    postcode: str
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
     name: str
     title: str
@@ -175,6 +194,9 @@ class DatasetSpec:
     key: tuple[str, ...] = ()
     known_from: tuple[str, ...] = ()
     description: str = ""
+    sign_in: SignInColumns | None = None
+    """The columns a patient's sign-in check is made from (see
+    :mod:`sde.domain.patient_sign_in`); only a patients' dataset has them."""
 
     def column(self, name: str) -> ColumnSpec:
         for column in self.columns:
@@ -283,6 +305,8 @@ def parse_spec(data: object, *, source: str) -> DatasetSpec:
     if known_from and not any(c.role is Role.FREE_TEXT for c in columns):
         raise fail("'known_from' is only used to clear free text; the spec has no free_text column")
 
+    sign_in = _parse_sign_in(data.get("sign_in"), {c.name: c for c in columns}, fail)
+
     return DatasetSpec(
         name=name,
         title=title,
@@ -292,7 +316,27 @@ def parse_spec(data: object, *, source: str) -> DatasetSpec:
         key=tuple(key),
         known_from=tuple(known_from),
         description=description,
+        sign_in=sign_in,
     )
+
+
+def _parse_sign_in(
+    raw: object, columns: Mapping[str, ColumnSpec], fail: _Fail
+) -> SignInColumns | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping) or set(raw) != {"birth_date", "postcode"}:
+        raise fail("'sign_in' must map birth_date and postcode to columns of the spec")
+    birth, postcode = raw["birth_date"], raw["postcode"]
+    for what, column, kind in (
+        ("birth_date", birth, ColumnType.DATE),
+        ("postcode", postcode, ColumnType.STRING),
+    ):
+        if not isinstance(column, str) or column not in columns:
+            raise fail(f"'sign_in' {what} must name a column of the spec")
+        if columns[column].type is not kind:
+            raise fail(f"'sign_in' {what} column {column!r} must have type {kind.value}")
+    return SignInColumns(birth_date=str(birth), postcode=str(postcode))
 
 
 def _parse_column(name: object, settings: object, fail: _Fail) -> ColumnSpec:

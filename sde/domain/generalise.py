@@ -32,4 +32,11 @@ def postcode_district(value: str) -> str | None:
     return match.group(1).upper() if match else None
 
 
+def normalise_postcode(value: str) -> str | None:
+    """A UK postcode as ``OUTWARD INWARD`` in capitals (``ls14ap`` -> ``LS1 4AP``); None if
+    it is not shaped like one."""
+    match = _POSTCODE.match(value)
+    return f"{match.group(1)} {match.group(2)}".upper() if match else None
+
+
 GENERALISATIONS = ("year", "month", "postcode_district")

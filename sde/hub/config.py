@@ -7,7 +7,7 @@
 - the hub, its proxy and its API listen on ``ip`` (127.0.0.1; another address only with
   ``allow_remote=True``): public ``port``, proxy API ``port + 1``, hub ``port + 2`` unless
   given; its services on 127.0.0.1: the airlock page ``port + 3``, the public register
-  ``port + 4``;
+  ``port + 4``, the patient's page ``port + 5``;
 - the hub's database (``jupyterhub.sqlite``), cookie secret and proxy pid file live in
   ``<home>/hub/``, the first two created 0600 before the hub starts;
 - :class:`~sde.hub.auth.SdeAuthenticator` and :class:`~sde.hub.spawner.SdeSpawner` over
@@ -42,6 +42,7 @@ COOKIE_SECRET_FILE = "jupyterhub_cookie_secret"  # noqa: S105 (a file name)
 CONFIG_FILE = "jupyterhub_config.py"
 AIRLOCK_SERVICE = "airlock"
 REGISTER_SERVICE = "register"
+PATIENT_SERVICE = "patient"
 GUARD_SERVICE = "session-guard"
 SPAWNERS = ("local", "kubernetes")
 
@@ -162,6 +163,13 @@ def hub_config(
             "url": f"http://127.0.0.1:{port + 4}",
             "command": [*sde_command(), "web", "register", "--hub", *home_arg],
             "display": True,
+        },
+        {
+            # The patient's page: public, its own sign-in (never the hub's).
+            "name": PATIENT_SERVICE,
+            "url": f"http://127.0.0.1:{port + 5}",
+            "command": [*sde_command(), "web", "patient", "--hub", *home_arg],
+            "display": False,
         },
         {
             # Stops running workspaces that policy no longer allows.

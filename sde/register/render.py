@@ -4,6 +4,7 @@ Layout (relative to the output folder)::
 
     index.html                      what the register is, projects by status, the checkpoint
     checkpoint.json                 the audit chain's head when the register was built
+    checkpoints.html .csv .json     every checkpoint the register has published, oldest first
     projects/index.html .csv .json  every application
     projects/<id>.html .json        one application in full
     flows.html .csv .json           every extract and refresh, counts rounded
@@ -13,6 +14,10 @@ Layout (relative to the output folder)::
     static/register.css
 
 No scripts. The output is deterministic: the same register gives byte-identical files.
+
+:func:`write_site` carries the checkpoint history of the register already in the folder
+forward (:func:`read_history`), and refuses to replace it when that history cannot be read or
+the new head contradicts it.
 """
 
 from __future__ import annotations
@@ -29,8 +34,16 @@ from urllib.parse import quote
 
 import jinja2
 
-from sde.errors import ConfigError
-from sde.services.register import FORMAT, ProjectEntry, Register
+from sde.errors import ConfigError, InputError, StateError
+from sde.services.audit import PublishedCheckpoint, checkpoints_from_bytes
+from sde.services.register import (
+    FORMAT,
+    ProjectEntry,
+    Register,
+    check_history,
+    extend_history,
+    with_history,
+)
 
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
@@ -111,6 +124,21 @@ def site_files(register: Register) -> dict[str, bytes]:
         release_count=len(register.releases),
     )
     files["checkpoint.json"] = to_json({"format": FORMAT, **checkpoint})
+
+    # checkpoint history
+    history = extend_history(register.history, register.checkpoint)
+    page(
+        "checkpoints.html",
+        "checkpoints.html",
+        title="Audit checkpoints",
+        section="checkpoints",
+        downloads=_downloads("checkpoints", "Every audit checkpoint"),
+        history=history,
+    )
+    data("checkpoints.json", "checkpoints", [c.to_json() for c in history])
+    files["checkpoints.csv"] = to_csv(
+        CHECKPOINT_COLUMNS, ([c.seq, c.hash, c.published_at] for c in history)
+    )
 
     # projects
     page(
@@ -275,6 +303,7 @@ RELEASE_COLUMNS = (
     "published_code",
 )
 SANCTION_COLUMNS = ("type", "subject", "organisation", "from", "until", "lifted", "reason")
+CHECKPOINT_COLUMNS = ("seq", "hash", "published_at")
 
 
 def project_row(p: ProjectEntry) -> list[object]:
@@ -335,15 +364,49 @@ def sanction_rows(register: Register) -> list[list[object]]:
     return rows
 
 
+def read_history(out: Path) -> tuple[PublishedCheckpoint, ...]:
+    """The checkpoint history of the register in ``out`` (empty when there is none yet).
+
+    A register built before the history was kept has only ``checkpoint.json``: its one
+    checkpoint starts the history. A register whose history is missing, unreadable or
+    malformed is refused (:class:`~sde.errors.StateError`): dropping it would silently
+    forget what was published."""
+    if not (out / MARKER).exists():
+        return ()
+    for name in ("checkpoints.json", "checkpoint.json"):
+        path = out / name
+        if not path.exists():
+            continue
+        try:
+            history = checkpoints_from_bytes(path.read_bytes(), str(path))
+        except (OSError, InputError) as exc:
+            raise StateError(
+                f"the checkpoint history of the register in {out} cannot be read ({exc}); "
+                f"the register was not built. Restore {name} from a backup or a published "
+                "copy: building without it would forget the checkpoints published so far"
+            ) from None
+        history = tuple(c for c in history if c.seq > 0)
+        check_history(history)
+        return history
+    raise StateError(
+        f"the register in {out} has no checkpoints.json or checkpoint.json; the register "
+        "was not built. Restore them from a backup or a published copy: building without "
+        "them would forget the checkpoints published so far"
+    )
+
+
 def write_site(register: Register, out: Path) -> list[Path]:
     """Write the site to ``out``, replacing an earlier register there (never any other
-    folder: a non-empty ``out`` must hold a register). Written to a staging folder beside
-    it first, so readers never see half a register."""
+    folder: a non-empty ``out`` must hold a register), with the earlier register's
+    checkpoint history carried forward (refused if it cannot be read or the new head
+    contradicts it). Written to a staging folder beside it first, so readers never see
+    half a register."""
     out = out.resolve()
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).exists())):
         raise ConfigError(
             f"{out} exists and is not a register built by sde; choose an empty or new folder"
         )
+    register = with_history(register, read_history(out))
     files = site_files(register)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.parent / f".{out.name}.staging"

@@ -56,7 +56,9 @@ from sde.domain.datasets import (
     malformed,
     parse_spec,
 )
+from sde.domain.generalise import parse_date
 from sde.domain.nhs_number import normalise
+from sde.domain.patient_sign_in import sign_in_check, sign_in_key
 from sde.domain.policy import INGEST, IngestColumnFacts, PolicyEngine, make_ingest_input
 from sde.domain.pseudonyms import LinkagePseudonymiser
 from sde.errors import InputError, NotFound, StateError
@@ -153,6 +155,24 @@ def _parse_yaml(text: str, *, source: str) -> DatasetSpec:
 # --- paths and results -------------------------------------------------------------------
 
 
+SIGN_IN_TABLE = "patient_sign_in"
+SIGN_IN_SCHEMA = pa.schema(
+    [
+        pa.field(PID, pa.string(), nullable=False),
+        pa.field("check", pa.string(), nullable=False),
+        pa.field("dataset", pa.string(), nullable=False),
+        pa.field("source_sha256", pa.string(), nullable=False),
+        pa.field("loaded_at", pa.timestamp("us", tz="UTC"), nullable=False),
+    ]
+)
+
+
+def sign_in_path(home: Home) -> Path:
+    """Patients' sign-in checks (:mod:`sde.domain.patient_sign_in`): beside the linked
+    tables, never a dataset, never extracted."""
+    return home.linked / SIGN_IN_TABLE
+
+
 def linked_path(home: Home, dataset: str) -> Path:
     return home.linked / dataset
 
@@ -183,6 +203,8 @@ class IngestResult:
     quarantined_by_reason: Mapping[str, int] = field(default_factory=dict)
     linked_version: int | None = None
     quarantine_version: int | None = None
+    sign_in_checks: int = 0
+    """Patients' sign-in checks written beside the linked table (a patients' dataset)."""
     skipped: bool = False
     """True if this file (same SHA-256, same dataset) was ingested before: nothing added;
     the counts are those recorded then."""
@@ -356,6 +378,7 @@ def _ingest_checked(
         deidentifier=deidentifier,
         known_by_patient=known_by_patient,
         batch_rows=batch_rows,
+        sign_in_key=sign_in_key(home.master_key()) if spec.sign_in is not None else None,
     )
     schema = linked_schema(spec)
     with tqdm(
@@ -381,6 +404,24 @@ def _ingest_checked(
                 raise run.error from None
             raise
 
+    if run.sign_in_pids:
+        delta.append(
+            sign_in_path(home),
+            pa.table(
+                {
+                    PID: pa.array(run.sign_in_pids, pa.string()),
+                    "check": pa.array(run.sign_in_checks, pa.string()),
+                    "dataset": pa.array([spec.name] * len(run.sign_in_pids), pa.string()),
+                    "source_sha256": pa.array([sha256] * len(run.sign_in_pids), pa.string()),
+                    "loaded_at": pa.array(
+                        [dt.datetime.now(dt.UTC)] * len(run.sign_in_pids),
+                        pa.timestamp("us", tz="UTC"),
+                    ),
+                },
+                schema=SIGN_IN_SCHEMA,
+            ),
+            custom_metadata={COMMIT_SHA_KEY: sha256},
+        )
     quarantine_version = None
     if run.quarantined:
         quarantine_version = delta.append(
@@ -399,6 +440,7 @@ def _ingest_checked(
         quarantined_by_reason=by_reason,
         linked_version=linked_version,
         quarantine_version=quarantine_version,
+        sign_in_checks=len(run.sign_in_pids),
     )
     _check_counts(result)
     delta.append(
@@ -503,6 +545,7 @@ def _audit_details(result: IngestResult) -> dict[str, object]:
         "quarantined_by_reason": dict(result.quarantined_by_reason),
         "linked_version": result.linked_version,
         "skipped": result.skipped,
+        **({"sign_in_checks": result.sign_in_checks} if result.sign_in_checks else {}),
     }
 
 
@@ -626,10 +669,13 @@ class _Run:
     deidentifier: FreeTextDeidentifier | None
     known_by_patient: Mapping[str, list[tuple[Pii, str]]]
     batch_rows: int
+    sign_in_key: bytes | None = None
     rows_in: int = 0
     rows_written: int = 0
     quarantined: list[dict[str, object]] = field(default_factory=list)
     error: BaseException | None = None
+    sign_in_pids: list[str] = field(default_factory=list)
+    sign_in_checks: list[str] = field(default_factory=list)
 
     def batches(self, path: Path, bar: tqdm[Any]) -> Iterator[pa.RecordBatch]:
         try:
@@ -703,6 +749,7 @@ class _Run:
                     continue
                 values = {**values, **cleared}
             pid_column.append(pids[checked.nhs_number])
+            self._sign_in_check(row, pids[checked.nhs_number])
             for name, _ in outputs:
                 columns[name].append(values[name])
         self.rows_written += len(pid_column)
@@ -711,6 +758,20 @@ class _Run:
             pa.array(columns[name], type=schema.field(name).type) for name, _ in outputs
         ]
         return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+    def _sign_in_check(self, row: Mapping[str, str], pid: str) -> None:
+        """Keep the keyed check of the full date of birth and postcode (a patient with
+        either missing or unreadable cannot sign in to the page; the letter still works)."""
+        columns = self.spec.sign_in
+        if columns is None or self.sign_in_key is None:
+            return
+        born = parse_date(row[columns.birth_date])
+        if born is None:
+            return
+        check = sign_in_check(self.sign_in_key, pid, born, row[columns.postcode])
+        if check is not None:
+            self.sign_in_pids.append(pid)
+            self.sign_in_checks.append(check)
 
     def _deidentify(
         self, row: Mapping[str, str], checked: CheckedRow, known_columns: list[tuple[str, Pii]]

@@ -276,21 +276,19 @@ def record_choice(
 ) -> int:
     """Record one patient's choice (default: opt out) and return the table's version.
     The NHS number is turned into ``pid`` at once and never repeated in a message."""
-    clock = now or _now()
     digits = nhs_number.normalise(raw_nhs_number)
     if digits is None or not nhs_number.is_valid_digits(digits):
         raise InputError("the NHS number given is not a valid NHS number")
-    event = make_choice_event(
+    pid = LinkagePseudonymiser(home.master_key()).pid(digits)
+    version, event = record_choice_for_pid(
+        home,
+        pid,
         scope,
         target,
-        Choice.OPT_IN.value if opt_in else Choice.OPT_OUT.value,
-        recorded_at or clock.isoformat(),
-        clock,
-    )
-    pid = LinkagePseudonymiser(home.master_key()).pid(digits)
-    version = delta.append(
-        choices_path(home),
-        _events_table([pid], [event], [0], source or f"operator {actor}", clock),
+        opt_in=opt_in,
+        recorded_at=recorded_at,
+        source=source or f"operator {actor}",
+        now=now,
     )
     if audit is not None:
         audit.record(
@@ -305,6 +303,31 @@ def record_choice(
             },
         )
     return version
+
+
+def record_choice_for_pid(
+    home: Home,
+    pid: str,
+    scope: str,
+    target: str | None = None,
+    *,
+    opt_in: bool = False,
+    recorded_at: str | None = None,
+    source: str,
+    now: dt.datetime | None = None,
+) -> tuple[int, ChoiceEvent]:
+    """Append one choice of the patient ``pid`` (already pseudonymised: the patient's own
+    page holds no NHS number); the table's new version and the event as stored."""
+    clock = now or _now()
+    event = make_choice_event(
+        scope,
+        target,
+        Choice.OPT_IN.value if opt_in else Choice.OPT_OUT.value,
+        recorded_at or clock.isoformat(),
+        clock,
+    )
+    version = delta.append(choices_path(home), _events_table([pid], [event], [0], source, clock))
+    return version, event
 
 
 def standing_opt_outs(home: Home, version: int | None = None) -> pa.Table:

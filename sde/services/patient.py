@@ -63,7 +63,7 @@ from sde.domain.releases import Status
 from sde.errors import InputError, NotFound
 from sde.services.extract import PATIENT_ID, ExtractManifest, extract_dir, read_manifest
 from sde.services.home import Home
-from sde.services.ingest import load_spec, shipped_datasets
+from sde.services.ingest import SIGN_IN_TABLE, load_spec, shipped_datasets
 from sde.services.optouts import (
     CHOICES,
     OptOutSnapshot,
@@ -233,6 +233,11 @@ def _dataset_title(name: str, shipped: Sequence[str]) -> str:
     return load_spec(name).title if name in shipped else name
 
 
+NOT_DATASETS = frozenset({*REGISTERS, CHOICES, SIGN_IN_TABLE})
+"""Tables of the linked zone that are not datasets: the opt-out registers, patients'
+choices and their sign-in checks."""
+
+
 def linked_holdings(home: Home, pid: str) -> tuple[DatasetHolding, ...]:
     """Every linked dataset (a Delta table with a ``pid`` column, not an opt-out register
     or the choices table) with the number of rows of ``pid``, where there are any."""
@@ -241,7 +246,7 @@ def linked_holdings(home: Home, pid: str) -> tuple[DatasetHolding, ...]:
     shipped = shipped_datasets()
     held: list[DatasetHolding] = []
     for path in sorted(home.linked.iterdir()):
-        if path.name in REGISTERS or path.name == CHOICES or not delta.exists(path):
+        if path.name in NOT_DATASETS or not delta.exists(path):
             continue
         ds = delta.dataset(path)
         if PID not in ds.schema.names:
@@ -450,6 +455,24 @@ def record_history(
         raise
     master = home.master_key()
     pid = LinkagePseudonymiser(master).pid(digits)
+    return history_for_pid(home, store, pid, actor=actor, audit=audit, channel=channel, now=now)
+
+
+def history_for_pid(
+    home: Home,
+    store: PatientStore,
+    pid: str,
+    *,
+    actor: str,
+    audit: AuditSink,
+    channel: str,
+    now: dt.datetime | None = None,
+) -> RecordHistory:
+    """The record history of ``pid`` (the patient's own page holds ``pid`` for a signed-in
+    patient, never the NHS number). Audited as :func:`record_history` is."""
+    if channel not in CHANNELS:
+        raise InputError(f"channel must be one of {', '.join(sorted(CHANNELS))}")
+    master = home.master_key()
     projects, withheld = project_uses(home, store, pid)
     history = RecordHistory(
         generated_at=_iso(now or dt.datetime.now(dt.UTC)) or "",

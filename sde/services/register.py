@@ -10,10 +10,18 @@ used: the times and table counts of ``extract.build`` events, the times of bans,
 and project status changes, and the chain's head (the checkpoint). Reasons come from the
 control plane (the audit log keeps only their digests), so a reason is shown only for the
 ban or status change that is current.
+
+The register also keeps the **history of every checkpoint it published**
+(:attr:`Register.history`): each build carries the previous build's history forward and adds
+its own head when the head has moved. A history the new head contradicts (an event published
+earlier is gone, or has another hash) means the log was rewritten: the build is refused
+(:func:`extend_history`), naming the position.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -37,6 +45,7 @@ from sde.domain.projects import (
 from sde.domain.publication import NOT_RECORDED, publishable_count
 from sde.domain.releases import Status
 from sde.errors import NotFound, StateError
+from sde.services.audit import PublishedCheckpoint, checkpoint_problem
 from sde.services.extract import ExtractManifest, read_manifest
 from sde.services.home import Home
 
@@ -95,6 +104,8 @@ class AuditReader(Protocol):
     def events(self, after_seq: int = 0, limit: int | None = None) -> list[AuditEvent]: ...
 
     def tail(self, limit: int) -> list[AuditEvent]: ...
+
+    def event(self, seq: int) -> AuditEvent | None: ...
 
     def verify(self) -> VerifyResult: ...
 
@@ -345,6 +356,14 @@ class Checkpoint:
             "head_at": self.head_at,
         }
 
+    def published(self) -> PublishedCheckpoint | None:
+        """This head as an entry of the checkpoint history (None for an empty log: there is
+        no event to vouch for). Published at the time of the head event, so the same log
+        always gives the same entry."""
+        if self.head_seq == 0:
+            return None
+        return PublishedCheckpoint(self.head_seq, self.head_hash, self.head_at)
+
 
 @dataclass(frozen=True)
 class Register:
@@ -357,6 +376,9 @@ class Register:
     checkpoint: Checkpoint
     code: Mapping[str, bytes] = field(default_factory=dict)
     """Published code files: path relative to the register's root → bytes."""
+    history: tuple[PublishedCheckpoint, ...] = ()
+    """Every checkpoint published so far, oldest first, ending with this build's
+    (:func:`extend_history`; :func:`with_history` adds an earlier build's)."""
 
     def status_counts(self) -> list[tuple[str, str, int]]:
         """(status, words, number of projects) for every status, in lifecycle order."""
@@ -627,9 +649,94 @@ def checkpoint(audit: AuditReader) -> Checkpoint:
     )
 
 
-def build_register(store: RegisterStore, audit: AuditReader, manifests: ManifestReader) -> Register:
-    """The whole register, sorted so that building it twice gives the same result."""
+_NOT_BUILT = "The register was not built; run `sde audit verify`"
+
+
+def check_history(history: Sequence[PublishedCheckpoint]) -> None:
+    """A history runs oldest first, one checkpoint per event, no empty-log entries."""
+    for i, (before, after) in enumerate(itertools.pairwise(history), start=2):
+        if after.seq <= before.seq:
+            raise StateError(
+                f"the register's checkpoint history is out of order at entry {i} (event "
+                f"{after.seq} after event {before.seq}); the register was not built"
+            )
+    if history and history[0].seq < 1:
+        raise StateError(
+            "the register's checkpoint history has an entry for event 0; the register was not built"
+        )
+
+
+def merge_histories(*histories: Sequence[PublishedCheckpoint]) -> tuple[PublishedCheckpoint, ...]:
+    """One history from several (each checkpoint once, by seq, keeping the first time it
+    was published). Two different hashes published for one event are refused."""
+    by_seq: dict[int, PublishedCheckpoint] = {}
+    for history in histories:
+        check_history(history)
+        for item in history:
+            known = by_seq.get(item.seq)
+            if known is None:
+                by_seq[item.seq] = item
+            elif known.hash != item.hash:
+                raise StateError(
+                    f"two different checkpoints were published for event {item.seq} "
+                    f"({known.when} and {item.when}): the log was rewritten at or before "
+                    f"event {item.seq}. {_NOT_BUILT}"
+                )
+    return tuple(by_seq[seq] for seq in sorted(by_seq))
+
+
+def extend_history(
+    previous: Sequence[PublishedCheckpoint], head: Checkpoint
+) -> tuple[PublishedCheckpoint, ...]:
+    """The history ``previous`` followed by ``head`` when the head has moved since.
+
+    Refuses (:class:`~sde.errors.StateError`, naming the event) a head that contradicts a
+    checkpoint published before: one behind it (events deleted from the end) or one at the
+    same event with another hash (the log rewritten)."""
+    check_history(previous)
+    for item in previous:
+        if item.seq > head.head_seq:
+            raise StateError(
+                f"event {item.seq} (published in checkpoint of {item.when}) is missing: the "
+                f"log ends at event {head.head_seq} (events deleted from the end). {_NOT_BUILT}"
+            )
+        if item.seq == head.head_seq and item.hash != head.head_hash:
+            raise StateError(
+                f"event {item.seq} does not match the checkpoint published {item.when}: the "
+                f"log was rewritten at or before event {item.seq}. {_NOT_BUILT}"
+            )
+    current = head.published()
+    if current is None or (previous and previous[-1].seq == current.seq):
+        return tuple(previous)
+    return (*previous, current)
+
+
+def with_history(register: Register, previous: Sequence[PublishedCheckpoint]) -> Register:
+    """``register`` with an earlier build's checkpoint history carried forward (see
+    :func:`extend_history`)."""
+    extend_history(previous, register.checkpoint)  # refuses a contradicted history first
+    merged = merge_histories(previous, register.history)
+    return dataclasses.replace(register, history=extend_history(merged, register.checkpoint))
+
+
+def build_register(
+    store: RegisterStore,
+    audit: AuditReader,
+    manifests: ManifestReader,
+    *,
+    published: Sequence[PublishedCheckpoint] = (),
+) -> Register:
+    """The whole register, sorted so that building it twice gives the same result.
+
+    ``published`` is the checkpoint history published so far (the previous build's): each
+    checkpoint in it is checked against the log itself (the event must still be there with
+    its hash), and refused with its position if not; the new head is added to it."""
     head = checkpoint(audit)
+    for item in published:
+        problem = checkpoint_problem(audit, item)
+        if problem is not None:
+            raise StateError(f"{problem}. {_NOT_BUILT}")
+    history = extend_history(merge_histories(published), head)
     projects = sorted(store.list_projects(), key=lambda p: p.id)
     entries = tuple(project_entry(p, store.list_project_datasets(p.id)) for p in projects)
 
@@ -680,6 +787,7 @@ def build_register(store: RegisterStore, audit: AuditReader, manifests: Manifest
         status_changes=tuple(status_changes(projects, events)),
         checkpoint=head,
         code=code,
+        history=history,
     )
 
 

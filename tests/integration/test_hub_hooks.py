@@ -263,7 +263,11 @@ def test_hub_config_starts_the_airlock_page_and_the_session_guard_as_services(ho
 
     c = hub_config(home, port=8123, proxy_cmd=["/bin/chp"], guard_interval=3)
     services = {s["name"]: s for s in c.JupyterHub.services}
-    assert set(services) == {"airlock", "register", "session-guard"}
+    assert set(services) == {"airlock", "register", "patient", "session-guard"}
+    patient = services["patient"]
+    assert patient["url"] == "http://127.0.0.1:8128"
+    assert patient["command"][-5:] == ["web", "patient", "--hub", "--home", str(home.root)]
+    assert "oauth_no_confirm" not in patient  # its own sign-in, never the hub's
     register = services["register"]
     assert register["url"] == "http://127.0.0.1:8127"
     assert register["command"][-5:] == ["web", "register", "--hub", "--home", str(home.root)]

@@ -124,7 +124,7 @@ def test_layout(built: Built) -> None:
         *(f"projects/index.{ext}" for ext in ("html", "csv", "json")),
         *(
             f"{page}.{ext}"
-            for page in ("flows", "releases", "sanctions")
+            for page in ("flows", "releases", "sanctions", "checkpoints")
             for ext in ("html", "csv", "json")
         ),
         *(

@@ -161,6 +161,10 @@ AUDIT = entry("meta.write", "thing:meta")
 # AUDIT; the meta-tests decide from what happens whether the method wrote.
 CALLS: dict[str, Callable[[ControlPlane], Any]] = {
     "close": lambda p: p.close(),
+    "record_sign_in_attempt": lambda p: p.record_sign_in_attempt(
+        ["patient:0123456789abcdef"], "failure", T0, audit=AUDIT
+    ),
+    "sign_in_failures": lambda p: p.sign_in_failures("patient:0123456789abcdef", T0),
     "get_person": lambda p: p.get_person("alice"),
     "list_people": lambda p: p.list_people(),
     "add_person": lambda p: p.add_person(person("erin"), audit=AUDIT),
@@ -451,3 +455,20 @@ def test_invalid_audit_entry_refused_before_writing(plane: ControlPlane) -> None
     with pytest.raises(NotFound):
         plane.get_person("erin")
     assert plane.audit.count() == 0
+
+
+def test_sign_in_failures_count_from_the_last_success(plane: ControlPlane) -> None:
+    key, other = "patient:0123456789abcdef", "client:0123"
+    at = [T0 + timedelta(minutes=m) for m in range(6)]
+    plane.record_sign_in_attempt([key, other], "failure", at[0], audit=AUDIT)
+    plane.record_sign_in_attempt([key], "failure", at[1], audit=AUDIT)
+    plane.record_sign_in_attempt([key], "success", at[2], audit=AUDIT)
+    plane.record_sign_in_attempt([key, other], "failure", at[3], audit=AUDIT)
+    plane.record_sign_in_attempt([key], "locked", at[4], audit=AUDIT)
+    plane.record_sign_in_attempt([key], "failure", at[5], audit=AUDIT)
+    assert plane.sign_in_failures(key, T0) == [at[3], at[5]]
+    assert plane.sign_in_failures(key, at[4]) == [at[5]]
+    assert plane.sign_in_failures(other, T0) == [at[0], at[3]]
+    assert plane.sign_in_failures("patient:none", T0) == []
+    with pytest.raises(ValueError, match="outcome must be one of"):
+        plane.record_sign_in_attempt([key], "maybe", at[5], audit=AUDIT)
