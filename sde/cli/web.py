@@ -155,6 +155,7 @@ def patient_command(host: str, port: int, behind_hub: bool, home_dir: Path | Non
     JupyterHub sign-in. Every sign-in, view and change is audited."""
     import uvicorn
 
+    from sde.web.patient_oidc import PatientOIDC, patient_oidc_settings
     from sde.web.patient_site import patient_app
 
     base = ""
@@ -163,6 +164,12 @@ def patient_command(host: str, port: int, behind_hub: bool, home_dir: Path | Non
     if not is_loopback(host):
         raise InputError(f"refusing to listen on {host}, which is not a loopback address")
     home = load_home(home_dir)
-    app = patient_app(home, base=base, behind_proxy=behind_hub)
+    settings = patient_oidc_settings(home.settings.extra.get("patient_page"), os.environ)
+    app = patient_app(
+        home,
+        base=base,
+        behind_proxy=behind_hub,
+        oidc=PatientOIDC(settings) if settings is not None else None,
+    )
     click.echo(f"serving the patient's page on http://{host}:{port}{base}/ (Ctrl-C stops)")
     uvicorn.run(app, host=host, port=port, access_log=False, server_header=False)

@@ -43,10 +43,12 @@ from sde.services.home import Home
 from sde.services.patient_page import SignedInPatient, SignInRefused
 from sde.services.wiring import control_plane
 from sde.web.app import SecurityHeaders
+from sde.web.patient_oidc import PatientOIDC, PatientOIDCError
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "patient" / "templates"
 SESSION_COOKIE = "sde_patient"
 FORM_COOKIE = "sde_patient_form"
+OIDC_COOKIE = "sde_patient_oidc"
 IDLE = dt.timedelta(minutes=15)
 LONGEST = dt.timedelta(minutes=60)
 MAX_SESSIONS = 10_000
@@ -142,8 +144,12 @@ def patient_app(
     register_url: str = "/services/register/",
     patient_rule: LockoutRule = PATIENT_RULE,
     client_rule: LockoutRule = CLIENT_RULE,
+    oidc: PatientOIDC | None = None,
+    oidc_name: str = "NHS login",
 ) -> FastAPI:
-    """The patient's page over ``home``, served under ``base``."""
+    """The patient's page over ``home``, served under ``base``. With ``oidc``, patients
+    sign in only through that OpenID Connect provider (named ``oidc_name`` on the button);
+    otherwise with their NHS number, date of birth and postcode."""
     if base and (not base.startswith("/") or base.endswith("/")):
         raise ValueError("base must start with / and not end with one")
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
@@ -196,8 +202,8 @@ def patient_app(
             title="Sign in",
             error=error,
             form_token=token,
-            oidc=False,
-            oidc_name="",
+            oidc=oidc is not None,
+            oidc_name=oidc_name,
             max_failures=patient_rule.max_failures,
             lock_minutes=int(patient_rule.lock.total_seconds() // 60),
         )
@@ -252,8 +258,8 @@ def patient_app(
         async def bare() -> Response:
             return RedirectResponse(f"{base}/", status_code=307)
 
-    @app.post(f"{base}/sign-in")
-    async def sign_in(request: Request) -> Response:
+    async def sign_in_form(request: Request) -> Any:
+        """The sign-in form's fields, or the page refusing it."""
         if cross_site(request):
             return refused("This form was sent from another site.")
         form = await request.form()
@@ -263,6 +269,73 @@ def patient_app(
             return sign_in_page(
                 request, 403, "This form has expired. Please fill it in again and sign in."
             )
+        return form
+
+    def signed_in_response(request: Request, patient: SignedInPatient) -> Response:
+        response = RedirectResponse(f"{base}/", status_code=303)
+        response.set_cookie(
+            SESSION_COOKIE,
+            sessions.start(patient, clock()),
+            httponly=True,
+            samesite="strict",
+            secure=secure(request),
+            path=cookie_path,
+        )
+        response.delete_cookie(FORM_COOKIE, path=cookie_path)
+        response.delete_cookie(OIDC_COOKIE, path=cookie_path)
+        return response
+
+    @app.post(f"{base}/oidc/start")
+    async def oidc_start(request: Request) -> Response:
+        if oidc is None:
+            return refused("Signing in through an identity provider is not set up here.")
+        form = await sign_in_form(request)
+        if isinstance(form, Response):
+            return form
+        url, state = await oidc.start(clock())
+        response = RedirectResponse(url, status_code=303)
+        # Lax: the provider sends the browser back with a top-level GET from its own site.
+        response.set_cookie(
+            OIDC_COOKIE,
+            state,
+            max_age=600,
+            httponly=True,
+            samesite="lax",
+            secure=secure(request),
+            path=cookie_path,
+        )
+        return response
+
+    @app.get(f"{base}/oidc/callback")
+    async def oidc_callback(request: Request) -> Response:
+        if oidc is None:
+            return refused("Signing in through an identity provider is not set up here.")
+        try:
+            digits = await oidc.callback(
+                dict(request.query_params), request.cookies.get(OIDC_COOKIE), clock()
+            )
+        except PatientOIDCError as exc:
+            return sign_in_page(request, 401, f"{exc} Please try again.")
+
+        def verified() -> SignedInPatient:
+            with store() as plane:
+                return service.sign_in_verified(
+                    home, plane, nhs_number=digits, via="oidc", now=clock()
+                )
+
+        try:
+            patient = await run_in_threadpool(verified)
+        except InputError as exc:
+            return sign_in_page(request, 401, str(exc))
+        return signed_in_response(request, patient)
+
+    @app.post(f"{base}/sign-in")
+    async def sign_in(request: Request) -> Response:
+        if oidc is not None:
+            return refused("Sign in through the identity provider on the start page.")
+        form = await sign_in_form(request)
+        if isinstance(form, Response):
+            return form
 
         def field(name: str) -> str:
             value = form.get(name)
@@ -290,17 +363,7 @@ def patient_app(
             return sign_in_page(request, exc.status, str(exc))
         except InputError as exc:
             return sign_in_page(request, 400, str(exc))
-        response = RedirectResponse(f"{base}/", status_code=303)
-        response.set_cookie(
-            SESSION_COOKIE,
-            sessions.start(patient, clock()),
-            httponly=True,
-            samesite="strict",
-            secure=secure(request),
-            path=cookie_path,
-        )
-        response.delete_cookie(FORM_COOKIE, path=cookie_path)
-        return response
+        return signed_in_response(request, patient)
 
     async def signed_in_form(request: Request) -> tuple[str | None, Session, Any] | Response:
         if cross_site(request):
