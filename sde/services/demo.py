@@ -19,16 +19,18 @@ import pyarrow as pa
 
 from sde import workspace
 from sde.adapters import delta
-from sde.domain.nhs_number import is_valid
-from sde.domain.projects import make_dataset_request
+from sde.domain.nhs_number import is_valid, normalise
+from sde.domain.projects import DatasetRequest, Project, make_dataset_request
+from sde.domain.pseudonyms import LinkagePseudonymiser, ProjectPseudonymiser
 from sde.domain.releases import Status, Vote
 from sde.errors import PolicyDenied
 from sde.services.audit import verify_report
-from sde.services.extract import ExtractRequest, build_extract
+from sde.services.extract import ExtractManifest, ExtractRequest, build_extract, extract_dir
 from sde.services.governance import GovernanceService, GovernanceSettings
 from sde.services.home import Home, init_home
 from sde.services.ingest import ingest_all, load_spec, shipped_datasets
-from sde.services.optouts import import_choices
+from sde.services.optouts import exclusions, import_choices
+from sde.services.ports import AuditSink
 from sde.services.projects import NewProject, ProjectService
 from sde.services.release import OutputFile
 from sde.services.synth import synthesise
@@ -36,6 +38,12 @@ from sde.services.wiring import control_plane, policy_engine, release_service
 
 PROJECT = "diabetes-outcomes"
 RESEARCHER = "alice"
+# A commercially sponsored project beside the academic one: patients' "commercial"
+# choices keep them out of its extract only, and the register has value-exchange terms
+# (benefit sharing, no exclusive access) to publish.
+PROJECT_COMMERCIAL = "diabetes-care-patterns"
+COMMERCIAL_SPONSOR = "Northern Analytics Ltd"
+COMMERCIAL_RESEARCHER = "nadia"
 CHECKERS = ("carol", "dev")
 OPERATOR = "olu"
 BOARD = "bea"
@@ -122,10 +130,13 @@ def run_demo(home_dir: Path, say: Callable[[str], None], patients: int = 10_000)
             )
         _check_no_nhs_numbers(home, n)
 
-        n.stage("People and an approved project")
+        n.stage("People and two approved projects, one academic and one commercial")
         projects = ProjectService(store)
         projects.add_person(
             OPERATOR, RESEARCHER, roles=["researcher"], organisation="University of Leeds"
+        )
+        projects.add_person(
+            OPERATOR, COMMERCIAL_RESEARCHER, roles=["researcher"], organisation=COMMERCIAL_SPONSOR
         )
         for checker in CHECKERS:
             projects.add_person(
@@ -137,89 +148,76 @@ def run_demo(home_dir: Path, say: Callable[[str], None], patients: int = 10_000)
             projects.add_person(
                 OPERATOR, member, roles=["board_member"], organisation="SDE board", board_kind=kind
             )
-        columns = {
-            "patients": ["sex", "year_of_birth", "ethnicity", "postcode_district"],
-            "gp_events": ["event_date", "snomed_code", "value"],
-            "admissions": ["admission_date", "primary_diagnosis"],
-        }
-        projects.create_project(
-            OPERATOR,
-            NewProject(
-                id=PROJECT,
-                title="Outcomes of type 2 diabetes by age",
-                purpose="research",
-                sponsor="University of Leeds",
-                legal_basis="section 251 support",
-                legal_basis_type="s251_support",
-                summary="How the outcomes of type 2 diabetes differ by age and sex.",
-                public_benefit="Better targeted diabetes care.",
-                uses=("health_research",),
-                start_date=dt.date(2025, 1, 1),
-                end_date=dt.date(2030, 12, 31),
-                datasets=tuple(
-                    make_dataset_request(name, cols, None, {c: f"analysis of {c}" for c in cols})
-                    for name, cols in columns.items()
-                ),
-            ),
-        )
-        projects.add_member(OPERATOR, PROJECT, RESEARCHER)
         # The board's process, with no comment period (a demo cannot wait 28 days).
         board = GovernanceService(store, engine, GovernanceSettings(comment_period_days=0))
-        board.publish(OPERATOR, PROJECT)
-        for member, _kind in BOARD_MEMBERS:
-            board.vote(PROJECT, member, "approve", "in the public interest")
-        project = board.decide(PROJECT, BOARD)
-        expect(project.status.value == "approved", "the project is approved")
-        n.detail(
-            f"project {PROJECT} approved by the board, recorded by {BOARD}; member {RESEARCHER}"
+        approved: list[Project] = []
+        for application, member in (
+            (_academic_application(), RESEARCHER),
+            (_commercial_application(), COMMERCIAL_RESEARCHER),
+        ):
+            projects.create_project(OPERATOR, application)
+            projects.add_member(OPERATOR, application.id, member)
+            board.publish(OPERATOR, application.id)
+            for voter, _kind in BOARD_MEMBERS:
+                board.vote(application.id, voter, "approve", "in the public interest")
+            project = board.decide(application.id, BOARD)
+            expect(project.status.value == "approved", f"project {project.id} is approved")
+            n.detail(
+                f"project {project.id} ({project.sponsor}, {project.sponsor_type.value}) "
+                f"approved by the board, recorded by {BOARD}; member {member}"
+            )
+            approved.append(project)
+        commercial = approved[1]
+        expect(
+            bool((commercial.benefit_sharing or "").strip()) and not commercial.exclusive_access,
+            f"project {PROJECT_COMMERCIAL} has benefit-sharing terms and no exclusive access",
         )
 
-        n.stage("Build the project's extract (approved columns, opt-outs applied)")
+        n.stage("Build each project's extract (approved columns, opt-outs applied)")
+        choices_file = _write_choices(home)
         choices = import_choices(
-            home, _write_choices(home), actor=OPERATOR, source="demo", audit=store.audit
+            home, choices_file, actor=OPERATOR, source="demo", audit=store.audit
         )
         n.detail(
             f"patients' own choices: {choices.events} recorded ("
             + ", ".join(f"{kind} {count}" for kind, count in choices.by_scope.items())
             + ")"
         )
-        manifest = build_extract(
-            home,
-            ExtractRequest(
-                PROJECT,
-                project.purpose.value,
-                project.national_opt_out_applies,
-                {d.dataset: d.columns for d in store.list_project_datasets(PROJECT)},
-                sponsor_type=project.sponsor_type.value,
-                sponsor_organisation=project.sponsor,
-            ),
-            {name: load_spec(name).origin.value for name in shipped_datasets()},
-            actor=OPERATOR,
-            audit=store.audit,
-        )
+        origins = {name: load_spec(name).origin.value for name in shipped_datasets()}
+        requests = {
+            p.id: ExtractRequest(
+                p.id,
+                p.purpose.value,
+                p.national_opt_out_applies,
+                {d.dataset: d.columns for d in store.list_project_datasets(p.id)},
+                sponsor_type=p.sponsor_type.value,
+                sponsor_organisation=p.sponsor,
+            )
+            for p in approved
+        }
+        manifests = {
+            project_id: _build_extract(home, request, origins, store.audit, n)
+            for project_id, request in requests.items()
+        }
+        manifest = manifests[PROJECT]
         for rule in ("choice:research", "choice:organisation", "choice:project"):
             expect(
                 manifest.tables["patients"].removed_by_rule[rule]["patients"] > 0,
-                f"patients' {rule} opt-outs removed someone",
+                f"patients' {rule} opt-outs removed someone from {PROJECT}",
             )
         for name, t in sorted(manifest.tables.items()):
             expect(t.rows_removed_by_opt_out > 0, f"{name}: opt-outs removed someone")
             expect(
-                sum(r["rows"] for r in t.removed_by_rule.values()) >= t.rows_removed_by_opt_out,
-                f"{name}: every removed row is counted under a rule",
+                "choice:commercial" not in t.removed_by_rule,
+                f"{PROJECT} {name}: no commercial opt-out applies to an academic project",
             )
-            n.detail(
-                f"{name}: {t.rows_written:,} rows; {t.patients_removed_by_opt_out} patients "
-                f"({t.rows_removed_by_opt_out} rows) removed by opt-outs; "
-                f"columns {', '.join(t.columns)}"
+        commercial_manifest = manifests[PROJECT_COMMERCIAL]
+        for rule in ("choice:research", "choice:commercial"):
+            expect(
+                commercial_manifest.tables["patients"].removed_by_rule[rule]["patients"] > 0,
+                f"patients' {rule} opt-outs removed someone from {PROJECT_COMMERCIAL}",
             )
-            n.detail(
-                "  by rule: "
-                + ", ".join(
-                    f"{rule} {r['patients']} patients/{r['rows']} rows"
-                    for rule, r in t.removed_by_rule.items()
-                )
-            )
+        check_commercial_opt_outs(home, choices_file, requests[PROJECT], origins["patients"], n)
 
         n.stage(f"Researcher {RESEARCHER} queries the extract in a locked-down DuckDB")
         con = workspace.connect(PROJECT, home=home, user=RESEARCHER)
@@ -311,6 +309,147 @@ def run_demo(home_dir: Path, say: Callable[[str], None], patients: int = 10_000)
     n.say("")
     n.say(f"demo complete in {time.monotonic() - n.started:.1f} s: every stage did what it should")
     return home
+
+
+def _dataset_requests(columns: dict[str, list[str]]) -> tuple[DatasetRequest, ...]:
+    return tuple(
+        make_dataset_request(name, cols, None, {c: f"analysis of {c}" for c in cols})
+        for name, cols in columns.items()
+    )
+
+
+def _academic_application() -> NewProject:
+    return NewProject(
+        id=PROJECT,
+        title="Outcomes of type 2 diabetes by age",
+        purpose="research",
+        sponsor="University of Leeds",
+        legal_basis="section 251 support",
+        legal_basis_type="s251_support",
+        summary="How the outcomes of type 2 diabetes differ by age and sex.",
+        public_benefit="Better targeted diabetes care.",
+        uses=("health_research",),
+        start_date=dt.date(2025, 1, 1),
+        end_date=dt.date(2030, 12, 31),
+        datasets=_dataset_requests(
+            {
+                "patients": ["sex", "year_of_birth", "ethnicity", "postcode_district"],
+                "gp_events": ["event_date", "snomed_code", "value"],
+                "admissions": ["admission_date", "primary_diagnosis"],
+            }
+        ),
+    )
+
+
+def _commercial_application() -> NewProject:
+    """A company's application: the policy approves a commercial sponsor only with
+    benefit-sharing terms and without exclusive access."""
+    return NewProject(
+        id=PROJECT_COMMERCIAL,
+        title="GP care in the years before a type 2 diabetes diagnosis",
+        purpose="research",
+        sponsor=COMMERCIAL_SPONSOR,
+        sponsor_type="commercial",
+        legal_basis="section 251 support",
+        legal_basis_type="s251_support",
+        summary=(
+            "How often, and for what, people see their GP in the years before type 2 "
+            "diabetes is diagnosed, to design an earlier screening service."
+        ),
+        public_benefit="Earlier diagnosis of type 2 diabetes, and fewer of its complications.",
+        benefit_sharing=(
+            "Northern Analytics Ltd pays the cost of access; NHS organisations may use the "
+            "screening service built from the results free of charge for ten years; the "
+            "results are published openly."
+        ),
+        exclusive_access=False,
+        uses=("health_research",),
+        start_date=dt.date(2025, 6, 1),
+        end_date=dt.date(2028, 5, 31),
+        datasets=_dataset_requests(
+            {
+                "patients": ["sex", "year_of_birth"],
+                "gp_events": ["event_date", "snomed_code"],
+            }
+        ),
+    )
+
+
+def _build_extract(
+    home: Home,
+    request: ExtractRequest,
+    origins: dict[str, str],
+    audit: AuditSink,
+    n: Narrator,
+) -> ExtractManifest:
+    """Build one project's extract and narrate what each opt-out rule removed."""
+    manifest = build_extract(home, request, origins, actor=OPERATOR, audit=audit)
+    n.detail(f"project {request.project_id} ({request.sponsor_type} sponsor):")
+    for name, t in sorted(manifest.tables.items()):
+        expect(
+            sum(r["rows"] for r in t.removed_by_rule.values()) >= t.rows_removed_by_opt_out,
+            f"{request.project_id} {name}: every removed row is counted under a rule",
+        )
+        n.detail(
+            f"  {name}: {t.rows_written:,} rows; {t.patients_removed_by_opt_out} patients "
+            f"({t.rows_removed_by_opt_out} rows) removed by opt-outs; "
+            f"columns {', '.join(t.columns)}"
+        )
+        n.detail(
+            "    by rule: "
+            + ", ".join(
+                f"{rule} {r['patients']} patients/{r['rows']} rows"
+                for rule, r in t.removed_by_rule.items()
+            )
+        )
+    return manifest
+
+
+def check_commercial_opt_outs(
+    home: Home, choices_file: Path, academic: ExtractRequest, patients_origin: str, n: Narrator
+) -> None:
+    """Through pseudonyms: no patient who opted out of commercial use is in the commercial
+    project's extract, and each of them whom no other rule excludes is in the academic
+    one. Only counts are narrated."""
+    with choices_file.open(newline="") as f:
+        numbers = [
+            normalise(row["nhs_number"])
+            for row in csv.DictReader(f)
+            if row["scope"] == "commercial" and row["choice"] == "opt_out"
+        ]
+    linkage = LinkagePseudonymiser(home.master_key())
+    linked = set(delta.read(home.linked / "patients", columns=["pid"]).column("pid").to_pylist())
+    opted_out = {linkage.pid(number) for number in numbers if number is not None} & linked
+    expect(len(opted_out) > 0, "some patient who opted out of commercial use is in the linked zone")
+
+    def extracted(project_id: str) -> set[str]:
+        table = delta.read(extract_dir(home, project_id) / "patients", columns=["patient_id"])
+        return set(table.column("patient_id").to_pylist())
+
+    def pseudonyms(project_id: str, pids: set[str]) -> set[str]:
+        project = ProjectPseudonymiser(home.master_key(), project_id)
+        return {project.pseudonym(pid) for pid in pids}
+
+    leaked = pseudonyms(PROJECT_COMMERCIAL, opted_out) & extracted(PROJECT_COMMERCIAL)
+    expect(
+        not leaked,
+        f"no patient who opted out of commercial use is in the extract of "
+        f"{PROJECT_COMMERCIAL} ({len(leaked)} are)",
+    )
+    other_rules = exclusions(home, academic.terms(patients_origin)).excluded().to_pylist()
+    kept = opted_out - set(other_rules)
+    expect(len(kept) > 0, "some commercial opt-out is excluded by no academic rule")
+    missing = pseudonyms(PROJECT, kept) - extracted(PROJECT)
+    expect(
+        not missing,
+        f"every patient who opted out of commercial use only is in the extract of "
+        f"{PROJECT} ({len(missing)} are not)",
+    )
+    n.ok(
+        f"none of the {len(opted_out)} patients who opted out of commercial use is in the "
+        f"extract of {PROJECT_COMMERCIAL}; the {len(kept)} of them no other rule excludes "
+        f"are in the extract of {PROJECT}"
+    )
 
 
 def _write_choices(home: Home) -> Path:

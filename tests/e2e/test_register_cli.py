@@ -33,7 +33,7 @@ def site(folder: Path) -> Iterator[tuple[str, bytes]]:
 
 def test_build_shows_the_demo_and_leaks_nothing(demo: Path) -> None:
     out = ok("register", "build", home=demo)
-    assert "1 projects" in out
+    assert "2 projects" in out  # the academic project and the commercial one
     assert "1 releases" in out
     folder = demo / "register"
     files = dict(site(folder))
@@ -111,7 +111,7 @@ def test_keyboard_and_focus_in_chromium(demo: Path, tmp_path: Path) -> None:
             last = page.evaluate("document.activeElement.getAttribute('href')")
             assert last.endswith("checkpoint.json")  # the footer's link comes last
         page.goto((folder / "index.html").as_uri())
-        page.locator("a", has_text="All 1 project applications").focus()
+        page.locator("a", has_text="All 2 project applications").focus()
         page.keyboard.press("Enter")  # links work from the keyboard
         page.wait_for_url("**/projects/index.html")
         assert page.locator("h1").inner_text() == "Project applications"
