@@ -59,7 +59,8 @@ def hub_ports() -> int:
 
 
 def services(home: Home) -> list[int]:
-    """The hub's sde services (airlock page, register, session guard) for ``home``."""
+    """The hub's sde services (airlock page, register, patient's page, session guard) for
+    ``home``."""
     found = []
     marker = f"\0--home\0{home.root}".encode()
     for entry in Path("/proc").iterdir():

@@ -98,8 +98,18 @@ def test_serve_signs_in_refuses_a_non_member_and_starts_a_members_lab(
         timeout=10,
     )
     assert refused.status_code == 403
-    # The hub's three sde services run (and are what the fixture stops if the hub cannot).
-    assert len(services(home)) == 3
+    # The hub's four sde services run (and are what the fixture stops if the hub cannot).
+    assert len(services(home)) == 4
+    # The patient's page is public too, with its own sign-in (not the hub's).
+    patient = requests.get(f"{url}/services/patient/", timeout=10)
+    assert patient.status_code == 200
+    assert "/hub/login" not in patient.url
+    assert 'name="nhs_number"' in patient.text
+    assert "script-src 'none'" in patient.headers["content-security-policy"]
+    forged = requests.post(
+        f"{url}/services/patient/sign-in", data={"form_token": "forged"}, timeout=10
+    )
+    assert forged.status_code == 403
     # The public register is there for anyone, without signing in (not built yet here).
     register = requests.get(f"{url}/services/register/", timeout=10)
     assert register.status_code == 404
