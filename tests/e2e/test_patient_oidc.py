@@ -40,7 +40,13 @@ from tests.oidc_kit import Provider, oidc_provider, sign_in
 pytestmark = [pytest.mark.e2e]
 
 NHS_NUMBER = complete("943476591") or ""  # a synthetic, valid number
-NOW = dt.datetime.now(dt.UTC)
+
+
+def now() -> dt.datetime:
+    """The time of the call: tokens are issued when the test runs, not when it was
+    collected (a module-level time was minutes early in the full suite)."""
+    return dt.datetime.now(dt.UTC)
+
 
 Edit = Callable[[str, dict[str, Any]], dict[str, Any]]
 
@@ -107,7 +113,7 @@ def run(
 async def through_provider(
     oidc: PatientOIDC, login: str, *, abort: bool = False
 ) -> tuple[dict[str, str], str]:
-    url, state = await oidc.start(NOW)
+    url, state = await oidc.start(now())
     query = await asyncio.to_thread(sign_in, url, login, abort=abort)
     return query, state
 
@@ -138,7 +144,7 @@ def test_a_patient_signs_in_and_the_nhs_number_comes_from_userinfo(
         query, state = await through_provider(oidc, "patient")
         assert set(query) >= {"code", "state", "iss"}
         assert query["state"] == state
-        number = await oidc.callback(query, state, NOW)
+        number = await oidc.callback(query, state, now())
         assert oidc.pending == 0
         return number
 
@@ -158,7 +164,7 @@ def test_the_nhs_number_in_the_id_token_needs_no_userinfo(tmp_path: Path, alg: s
 
     async def scenario(oidc: PatientOIDC) -> str:
         query, state = await through_provider(oidc, "patient")
-        return await oidc.finish(query["state"], state, query["code"], NOW, iss=query["iss"])
+        return await oidc.finish(query["state"], state, query["code"], now(), iss=query["iss"])
 
     algs: list[str] = []
 
@@ -179,8 +185,8 @@ def test_the_nhs_number_in_the_id_token_needs_no_userinfo(tmp_path: Path, alg: s
 def test_a_state_is_used_once(provider: Provider, caplog: pytest.LogCaptureFixture) -> None:
     async def scenario(oidc: PatientOIDC) -> str:
         query, state = await through_provider(oidc, "patient")
-        assert await oidc.callback(query, state, NOW) == NHS_NUMBER
-        return await oidc.callback(query, state, NOW)  # replayed
+        assert await oidc.callback(query, state, now()) == NHS_NUMBER
+        return await oidc.callback(query, state, now())  # replayed
 
     assert "already used" in refused(provider, scenario, caplog)
 
@@ -189,7 +195,7 @@ def test_a_forged_state_is_refused(provider: Provider, caplog: pytest.LogCapture
     async def scenario(oidc: PatientOIDC) -> str:
         query, _state = await through_provider(oidc, "patient")
         forged = "x" * 43
-        return await oidc.finish(forged, forged, query["code"], NOW)
+        return await oidc.finish(forged, forged, query["code"], now())
 
     assert "expired or was already used" in refused(provider, scenario, caplog)
 
@@ -201,11 +207,11 @@ def test_a_state_that_is_not_the_browsers_cookie_is_refused(
     async def scenario(oidc: PatientOIDC) -> str:
         query, state = await through_provider(oidc, "patient")
         try:
-            return await oidc.callback(query, cookie, NOW)
+            return await oidc.callback(query, cookie, now())
         finally:
             # the state is spent even so: the right cookie afterwards does not help
             with pytest.raises(PatientOIDCError, match="already used"):
-                await oidc.callback(query, state, NOW)
+                await oidc.callback(query, state, now())
 
     assert "did not start in this browser" in refused(provider, scenario, caplog)
 
@@ -213,7 +219,7 @@ def test_a_state_that_is_not_the_browsers_cookie_is_refused(
 def test_an_expired_state_is_refused(provider: Provider, caplog: pytest.LogCaptureFixture) -> None:
     async def scenario(oidc: PatientOIDC) -> str:
         query, state = await through_provider(oidc, "patient")
-        later = NOW + STATE_LIFETIME + dt.timedelta(seconds=1)
+        later = now() + STATE_LIFETIME + dt.timedelta(seconds=1)
         return await oidc.callback(query, state, later)
 
     assert "expired" in refused(provider, scenario, caplog)
@@ -221,11 +227,11 @@ def test_an_expired_state_is_refused(provider: Provider, caplog: pytest.LogCaptu
 
 def test_sign_ins_in_progress_are_capped_and_expired_ones_forgotten(provider: Provider) -> None:
     async def scenario(oidc: PatientOIDC) -> str:
-        await oidc.start(NOW)
-        await oidc.start(NOW)
+        await oidc.start(now())
+        await oidc.start(now())
         with pytest.raises(PatientOIDCError, match="too many sign-ins"):
-            await oidc.start(NOW)
-        later = NOW + STATE_LIFETIME
+            await oidc.start(now())
+        later = now() + STATE_LIFETIME
         await oidc.start(later)  # the two earlier ones have expired and are forgotten
         assert oidc.pending == 1
         return "ok"
@@ -239,7 +245,7 @@ def test_the_patient_cancelling_at_the_provider_is_refused(
     async def scenario(oidc: PatientOIDC) -> str:
         query, state = await through_provider(oidc, "patient", abort=True)
         assert query.get("error") == "access_denied"
-        return await oidc.callback(query, state, NOW)
+        return await oidc.callback(query, state, now())
 
     message = refused(provider, scenario, caplog)
     assert message == "the sign-in provider did not sign you in (access_denied)"
@@ -257,7 +263,7 @@ def test_an_account_without_a_valid_nhs_number_is_refused(
 ) -> None:
     async def scenario(oidc: PatientOIDC) -> str:
         query, state = await through_provider(oidc, login)
-        return await oidc.callback(query, state, NOW)
+        return await oidc.callback(query, state, now())
 
     message = refused(provider, scenario, caplog)
     assert words in message
@@ -326,7 +332,7 @@ def test_a_tampered_id_token_is_refused(
 
     async def scenario(oidc: PatientOIDC) -> str:
         query, state = await through_provider(oidc, "patient")
-        return await oidc.callback(query, state, NOW)
+        return await oidc.callback(query, state, now())
 
     message = refused(provider, scenario, caplog, client=http(edit))
     assert words in message
@@ -342,7 +348,7 @@ def test_userinfo_for_another_person_is_refused(
 
     async def scenario(oidc: PatientOIDC) -> str:
         query, state = await through_provider(oidc, "patient")
-        return await oidc.callback(query, state, NOW)
+        return await oidc.callback(query, state, now())
 
     message = refused(provider, scenario, caplog, client=http(edit))
     assert "different person" in message
@@ -353,7 +359,7 @@ def test_an_expired_id_token_is_refused(
 ) -> None:
     # the provider's ID tokens live an hour; the page's clock says two hours later (and
     # the state was made then, so only the token's age is wrong)
-    later = NOW + dt.timedelta(hours=2)
+    later = now() + dt.timedelta(hours=2)
 
     async def scenario(oidc: PatientOIDC) -> str:
         url, state = await oidc.start(later)
@@ -394,7 +400,7 @@ def test_the_page_authenticates_with_a_private_key_as_nhs_login_requires(
 
     async def scenario(oidc: PatientOIDC) -> str:
         query, state = await through_provider(oidc, "patient")
-        return await oidc.callback(query, state, NOW)
+        return await oidc.callback(query, state, now())
 
     with oidc_provider(tmp_path / "provider.log", nhs_number=NHS_NUMBER, client_jwks=public) as own:
         keyed = replace(
@@ -430,9 +436,9 @@ def test_a_code_from_another_sign_in_is_refused(
     # an attacker's code injected into a patient's callback: the PKCE verifier (and the
     # nonce) belong to the patient's sign-in, so the provider refuses the code
     async def scenario(oidc: PatientOIDC) -> str:
-        _url, state = await oidc.start(NOW)
+        _url, state = await oidc.start(now())
         attackers, _ = await through_provider(oidc, "patient")
-        return await oidc.finish(state, state, attackers["code"], NOW)
+        return await oidc.finish(state, state, attackers["code"], now())
 
     message = refused(provider, scenario, caplog)
     assert message == "the sign-in provider refused the sign-in code (invalid_grant)"
@@ -443,6 +449,6 @@ def test_an_answer_naming_another_issuer_is_refused(
 ) -> None:
     async def scenario(oidc: PatientOIDC) -> str:
         query, state = await through_provider(oidc, "patient")
-        return await oidc.callback(query | {"iss": "https://evil.example"}, state, NOW)
+        return await oidc.callback(query | {"iss": "https://evil.example"}, state, now())
 
     assert "different sign-in provider" in refused(provider, scenario, caplog)

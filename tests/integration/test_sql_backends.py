@@ -51,6 +51,7 @@ TABLES = {
     "project_conflicts",
     "board_votes",
     "organisation_bans",
+    "sign_in_attempts",
 }
 
 
