@@ -19,19 +19,32 @@ import pyarrow as pa
 
 from sde import workspace
 from sde.adapters import delta
+from sde.adapters.sql import ControlPlane
+from sde.domain.generalise import parse_date
 from sde.domain.nhs_number import is_valid, normalise
+from sde.domain.patient_sign_in import sign_in_check, sign_in_key
 from sde.domain.projects import DatasetRequest, Project, make_dataset_request
 from sde.domain.pseudonyms import LinkagePseudonymiser, ProjectPseudonymiser
 from sde.domain.releases import Status, Vote
 from sde.errors import PolicyDenied
-from sde.services.audit import verify_report
-from sde.services.extract import ExtractManifest, ExtractRequest, build_extract, extract_dir
+from sde.register import write_site
+from sde.register.render import read_history
+from sde.services import patient_page
+from sde.services.audit import CheckpointSource, audit_report
+from sde.services.extract import (
+    PATIENT_ID,
+    ExtractManifest,
+    ExtractRequest,
+    build_extract,
+    extract_dir,
+)
 from sde.services.governance import GovernanceService, GovernanceSettings
 from sde.services.home import Home, init_home
-from sde.services.ingest import ingest_all, load_spec, shipped_datasets
+from sde.services.ingest import ingest_all, load_spec, shipped_datasets, sign_in_path
 from sde.services.optouts import exclusions, import_choices
 from sde.services.ports import AuditSink
 from sde.services.projects import NewProject, ProjectService
+from sde.services.register import build_register, manifest_reader
 from sde.services.release import OutputFile
 from sde.services.synth import synthesise
 from sde.services.wiring import control_plane, policy_engine, release_service
@@ -300,15 +313,113 @@ def run_demo(home_dir: Path, say: Callable[[str], None], patients: int = 10_000)
             for reason in refused.reasons:
                 n.detail(f"  - {reason}")
 
-        n.stage("Verify the audit chain")
-        intact, lines = verify_report(store.audit)
-        for line in lines:
-            n.detail(line)
-        expect(intact, "the audit chain verifies")
+        n.stage("Transparency: the public register, a patient's page, a choice honoured")
+        register_dir = home.root / "register"
+        site = build_register(store, store.audit, manifest_reader(home))
+        write_site(site, register_dir)
+        n.detail(
+            f"register published to {register_dir}: {len(site.projects)} projects, "
+            f"{len(site.flows)} data flows, {len(site.releases)} releases; audit checkpoint "
+            f"event {site.checkpoint.head_seq}"
+        )
+        _patient_changes_their_mind(home, store, requests, origins, n)
+
+        n.stage("Verify the audit chain and the checkpoint the register published")
+        report = audit_report(
+            store.audit, [CheckpointSource(str(register_dir), read_history(register_dir))]
+        )
+        for checked in report.lines:
+            n.detail(checked.text)
+        expect(report.chain_intact, "the audit chain verifies")
+        expect(
+            report.ok and report.checkpoints_checked >= 1,
+            "the log still holds the checkpoint the register published",
+        )
 
     n.say("")
     n.say(f"demo complete in {time.monotonic() - n.started:.1f} s: every stage did what it should")
     return home
+
+
+def _patient_in_both(home: Home) -> tuple[str, dt.date, str]:
+    """A patient of the synthetic population (NHS number, date of birth, postcode) whose
+    record both projects' extracts hold and who can sign in to the patient's page."""
+    key = sign_in_key(home.master_key())
+    linkage = LinkagePseudonymiser(home.master_key())
+    checks = delta.read(sign_in_path(home))
+    held = set(
+        zip(checks.column("pid").to_pylist(), checks.column("check").to_pylist(), strict=True)
+    )
+    extracts = {
+        project: set(
+            delta.read(extract_dir(home, project) / "patients").column(PATIENT_ID).to_pylist()
+        )
+        for project in (PROJECT, PROJECT_COMMERCIAL)
+    }
+    with (home.sources / "patients.csv").open(newline="") as f:
+        for row in csv.DictReader(f):
+            digits = normalise(row["nhs_number"])
+            born = parse_date(row["date_of_birth"])
+            if digits is None or not is_valid(digits) or born is None:
+                continue
+            pid = linkage.pid(digits)
+            if (pid, sign_in_check(key, pid, born, row["postcode"])) not in held:
+                continue
+            if all(
+                ProjectPseudonymiser(home.master_key(), project).pseudonym(pid) in ids
+                for project, ids in extracts.items()
+            ):
+                return digits, born, row["postcode"]
+    raise DemoFailure("a patient in both projects' extracts who can sign in")
+
+
+def _patient_changes_their_mind(
+    home: Home,
+    store: ControlPlane,
+    requests: dict[str, ExtractRequest],
+    origins: dict[str, str],
+    n: Narrator,
+) -> None:
+    """A patient signs in to their page, sees both projects, opts out of commercial use;
+    the next refresh of each extract honours it (the commercial one only)."""
+    number, born, postcode = _patient_in_both(home)
+    patient = patient_page.sign_in(
+        home,
+        store,
+        nhs_number=number,
+        day=str(born.day),
+        month=str(born.month),
+        year=str(born.year),
+        postcode=postcode,
+        client="127.0.0.1",
+        now=dt.datetime.now(dt.UTC),
+    )
+    before = patient_page.record_history(home, store, patient)
+    expect(
+        {u.project_id for u in before.projects if u.in_latest_extract}
+        == {PROJECT, PROJECT_COMMERCIAL},
+        "the patient's page shows both projects that used their record",
+    )
+    n.ok(
+        "a patient signed in (NHS number, date of birth, postcode) and saw "
+        f"{len(before.datasets)} datasets holding their record and both projects that used it"
+    )
+    patient_page.change_choice(home, store, patient, "commercial", None, opt_in=False)
+    n.detail("they opted out of commercial use; each project's next refresh applies it:")
+    for project in (PROJECT_COMMERCIAL, PROJECT):
+        _build_extract(home, requests[project], origins, store.audit, n)
+    after = {u.project_id: u for u in patient_page.record_history(home, store, patient).projects}
+    expect(
+        not after[PROJECT_COMMERCIAL].in_latest_extract
+        and bool(after[PROJECT_COMMERCIAL].withheld_by),
+        f"the refresh of {PROJECT_COMMERCIAL} left the patient out, and says why",
+    )
+    expect(after[PROJECT].in_latest_extract, f"the patient is still in {PROJECT}")
+    n.ok(
+        f"the refresh left them out of {PROJECT_COMMERCIAL} ("
+        + "; ".join(after[PROJECT_COMMERCIAL].withheld_by)
+        + f") and kept them in {PROJECT}; every view and change is audited"
+    )
 
 
 def _dataset_requests(columns: dict[str, list[str]]) -> tuple[DatasetRequest, ...]:

@@ -31,6 +31,7 @@ from sde.services.demo import (
 from sde.services.extract import ExtractRequest, build_extract, extract_dir, read_manifest
 from sde.services.home import Home, open_home
 from sde.services.ingest import load_spec, shipped_datasets
+from sde.services.optouts import standing_opt_outs
 from sde.services.wiring import control_plane
 
 pytestmark = [
@@ -50,8 +51,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Home, list[str]]:
 
 
 def commercial_opt_out_pids(home: Home) -> set[str]:
-    """The pids, in the linked zone, of the patients whose choices file says no
-    commercial use."""
+    """The pids, in the linked zone, of the patients whose standing choice is no
+    commercial use: the eight of the choices file, and the patient who opted out on their
+    own page in the transparency stage."""
     with (home.sources / "opt_out_choices.csv").open(newline="") as f:
         numbers = [
             normalise(row["nhs_number"])
@@ -60,9 +62,14 @@ def commercial_opt_out_pids(home: Home) -> set[str]:
         ]
     assert len(numbers) == 8
     linkage = LinkagePseudonymiser(home.master_key())
-    pids = {linkage.pid(n) for n in numbers if n is not None}
+    from_file = {linkage.pid(n) for n in numbers if n is not None}
+    standing = {
+        row["pid"] for row in standing_opt_outs(home).to_pylist() if row["scope"] == "commercial"
+    }
+    assert from_file < standing
+    assert len(standing - from_file) == 1  # the patient on their page
     linked = set(delta.read(home.linked / "patients", columns=["pid"]).column("pid").to_pylist())
-    return pids & linked
+    return standing & linked
 
 
 def in_extract(home: Home, project_id: str, dataset: str, pids: set[str]) -> set[str]:
