@@ -29,7 +29,7 @@ from sde.services import patient_page as page
 from sde.services.home import Home, init_home
 from sde.services.patient import audit_subject, current_choices
 from sde.services.wiring import control_plane, policy_engine
-from sde.web.patient_site import SESSION_COOKIE, patient_app
+from sde.web.patient_site import SESSION_COOKIE, client_address, patient_app
 from tests.browser import serve
 from tests.factories import airlock_project
 
@@ -470,3 +470,20 @@ def test_a_session_lasts_at_most_an_hour(client: tuple[httpx.Client, Clock]) -> 
         assert "Sign out" in c.get("/services/patient/").text
     clock.now = T0 + dt.timedelta(minutes=60)
     assert "Sign out" not in c.get("/services/patient/").text
+
+
+def test_behind_the_hubs_proxy_the_client_is_the_address_the_proxy_saw() -> None:
+    from starlette.requests import Request
+
+    def request(peer: str, forwarded: str | None) -> Request:
+        headers = [(b"x-forwarded-for", forwarded.encode())] if forwarded else []
+        return Request({"type": "http", "client": (peer, 4321), "headers": headers})
+
+    # configurable-http-proxy appends the address it saw; anything before it is the
+    # client's own say-so
+    chain = "198.51.100.66, 203.0.113.7"
+    assert client_address(request("127.0.0.1", chain), behind_proxy=True) == "203.0.113.7"
+    assert client_address(request("127.0.0.1", chain), behind_proxy=False) == "127.0.0.1"
+    # trusted from the loopback (the proxy) only
+    assert client_address(request("192.0.2.9", chain), behind_proxy=True) == "192.0.2.9"
+    assert client_address(request("127.0.0.1", None), behind_proxy=True) == "127.0.0.1"
