@@ -108,6 +108,17 @@ def hub_service_address(environ: Mapping[str, str]) -> tuple[str, int, str]:
     return parsed.hostname, parsed.port, prefix.rstrip("/")
 
 
+def service_address(host: str, port: int, behind_hub: bool) -> tuple[str, int, str]:
+    """``(host, port, path prefix)`` to listen on: the hub's when run as its service;
+    refused unless a loopback address."""
+    base = ""
+    if behind_hub:
+        host, port, base = hub_service_address(os.environ)
+    if not is_loopback(host):
+        raise InputError(f"refusing to listen on {host}, which is not a loopback address")
+    return host, port, base
+
+
 @web.command("register")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8801, show_default=True)
@@ -127,11 +138,7 @@ def register_command(
 
     from sde.web.register_site import register_app
 
-    base = ""
-    if behind_hub:
-        host, port, base = hub_service_address(os.environ)
-    if not is_loopback(host):
-        raise InputError(f"refusing to listen on {host}, which is not a loopback address")
+    host, port, base = service_address(host, port, behind_hub)
     home = load_home(home_dir)
     app = register_app(folder or home.root / "register", base=base)
     click.echo(f"serving the public register on http://{host}:{port}{base}/ (Ctrl-C stops)")
@@ -158,11 +165,7 @@ def patient_command(host: str, port: int, behind_hub: bool, home_dir: Path | Non
     from sde.web.patient_oidc import PatientOIDC, patient_oidc_settings
     from sde.web.patient_site import patient_app
 
-    base = ""
-    if behind_hub:
-        host, port, base = hub_service_address(os.environ)
-    if not is_loopback(host):
-        raise InputError(f"refusing to listen on {host}, which is not a loopback address")
+    host, port, base = service_address(host, port, behind_hub)
     home = load_home(home_dir)
     settings = patient_oidc_settings(home.settings.extra.get("patient_page"), os.environ)
     app = patient_app(
