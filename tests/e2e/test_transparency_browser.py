@@ -144,3 +144,34 @@ def test_a_patient_opts_out_of_commercial_use_and_the_next_refresh_honours_it(
         assert "commercial sponsor" in record
         page.get_by_role("button", name="Sign out").click()
         assert page.get_by_role("button", name="Sign in").count() == 1
+
+
+def test_the_patients_sign_in_works_from_the_keyboard(demo: Home) -> None:
+    with serve(patient_app(demo, base="/services/patient")) as url, chromium() as browser:
+        page = browser.new_page()
+        page.goto(f"{url}/services/patient/")
+        assert page.locator("html").get_attribute("lang") == "en-GB"
+        assert page.locator("h1").count() == 1
+        order = []
+        for _ in range(7):
+            page.keyboard.press("Tab")
+            order.append(
+                page.evaluate("document.activeElement.id || document.activeElement.textContent")
+            )
+        assert order[:7] == [
+            "Skip to the main content",
+            "nhs_number",
+            "dob_day",
+            "dob_month",
+            "dob_year",
+            "postcode",
+            "Sign in",
+        ]
+        # every field has a visible label, and the error is announced
+        for field in ("nhs_number", "dob_day", "dob_month", "dob_year", "postcode"):
+            assert page.locator(f"label[for={field}]").is_visible()
+        page.keyboard.press("Enter")  # sign in with nothing filled in
+        alert = page.get_by_role("alert").inner_text()
+        assert "NHS number" in alert
+        assert "date of birth" in alert
+        assert "postcode" in alert
