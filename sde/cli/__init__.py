@@ -72,6 +72,7 @@ def _register() -> None:
     from sde.cli import (  # noqa: F401
         audit,
         board,
+        db,
         deid,
         demo,
         extract,

@@ -205,6 +205,9 @@ def hub_config(
         c.SdeKubeSpawner.sde_home = str(home.root)
         # The image's own single-user server, not this machine's path to it.
         c.SdeKubeSpawner.cmd = ["jupyterhub-singleuser"]
+        # The pod's own address, not loopback (c.Spawner.ip above): the proxy and the hub
+        # reach the server from other pods; the project's NetworkPolicy confines who may.
+        c.SdeKubeSpawner.ip = "0.0.0.0"  # noqa: S104
         # Where pods reach the sde service; a spawn without it fails (closed).
         c.SdeKubeSpawner.sde_api_url = pod_api_url
     return c

@@ -1,0 +1,962 @@
+"""The Helm chart ``helm/sde``, rendered offline by Helm's own Go SDK (helm-python-sdk),
+checked against the Kubernetes schemas (kubernetes-validate, strict), sde's own rules
+(the "restricted" profile, the workspace settings and NetworkPolicy builders, the policy
+bundle hash), and by running what the chart ships: the init container's script that
+assembles a pod's sde home, the hub's configuration file, and the real OPA over the
+policies ConfigMap laid out as a kubelet mounts it.
+
+Not verified here (no cluster on this machine): that a cluster admits and runs these
+objects, that its CNI enforces the NetworkPolicies, and that the images build.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import socket
+import stat
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import helm_python as helm
+import kubernetes_validate
+import pytest
+import yaml
+from traitlets.config import Config
+
+from sde.adapters.rego_embedded import policy_bundle_hash, policy_files
+from sde.domain.workspaces import (
+    PodSettings,
+    build_default_deny,
+    build_network_policy,
+    check_pod_restricted,
+)
+from sde.hub.oidc import HubAuthSettings
+from sde.services.home import Settings, open_home
+from sde.web.patient_oidc import SECRET_ENV as PATIENT_SECRET_ENV
+from sde.web.patient_oidc import patient_oidc_settings
+from tests.kube_server import KubeServer
+from tests.kube_server import kube_server as kube_server  # the session fixture
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "helm" / "sde"
+POLICIES = REPO / "policies"
+OPA = REPO / ".build" / "bin" / "opa"
+PRODUCTION = yaml.safe_load((CHART / "values-production.yaml").read_text())
+RELEASE, NAMESPACE = "sde", "research"
+NEWEST = kubernetes_validate.latest_version()
+POD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob")
+VALUE_SETS = {"default": {}, "production": PRODUCTION}
+
+Doc = dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def chart() -> helm.Chart:
+    return helm.Chart.load(CHART)
+
+
+def render(chart: helm.Chart, values: dict[str, Any], namespace: str = NAMESPACE) -> list[Doc]:
+    """Every object the chart renders (hooks included), NOTES.txt left out."""
+    out = chart.render(copy.deepcopy(values), name=RELEASE, namespace=namespace, is_install=True)
+    docs: list[Doc] = []
+    for path, text in sorted(out.items()):
+        if path.endswith("NOTES.txt"):
+            continue
+        docs.extend(doc for doc in yaml.safe_load_all(text) if doc)
+    return docs
+
+
+@pytest.fixture(scope="module", params=sorted(VALUE_SETS))
+def rendered(request: pytest.FixtureRequest, chart: helm.Chart) -> list[Doc]:
+    return render(chart, VALUE_SETS[request.param])
+
+
+def by_kind(docs: list[Doc], kind: str) -> list[Doc]:
+    return [doc for doc in docs if doc["kind"] == kind]
+
+
+def one(docs: list[Doc], kind: str, name: str, namespace: str = NAMESPACE) -> Doc:
+    """The object of that kind and name in ``namespace`` (or cluster-scoped)."""
+    found = [
+        d
+        for d in docs
+        if d["kind"] == kind
+        and d["metadata"]["name"] == name
+        and d["metadata"].get("namespace", namespace) == namespace
+    ]
+    assert len(found) == 1, f"{kind}/{name}: {len(found)} found"
+    return found[0]
+
+
+def pod_template(doc: Doc) -> Doc:
+    """The pod (metadata + spec) a workload object makes."""
+    if doc["kind"] == "CronJob":
+        return dict(doc["spec"]["jobTemplate"]["spec"]["template"])
+    return dict(doc["spec"]["template"])
+
+
+def workloads(docs: list[Doc]) -> list[Doc]:
+    return [doc for doc in docs if doc["kind"] in POD_KINDS]
+
+
+def containers(pod: Doc) -> list[Doc]:
+    spec = pod["spec"]
+    return [*spec.get("initContainers", []), *spec["containers"]]
+
+
+def config_yaml(docs: list[Doc]) -> dict[str, Any]:
+    data = one(docs, "ConfigMap", f"{RELEASE}-config")["data"]["config.yaml"]
+    loaded: dict[str, Any] = yaml.safe_load(data)
+    return loaded
+
+
+def labels_match(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+# --- Helm itself ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("values", sorted(VALUE_SETS))
+def test_the_chart_lints_clean(values: str) -> None:
+    report = helm.lint(CHART, copy.deepcopy(VALUE_SETS[values]), strict=True, namespace=NAMESPACE)
+    assert report["errors"] == []
+    # Severity 1 is information ("icon is recommended"); nothing worse.
+    assert [m for m in report["messages"] if m["severity"] >= 2] == []
+
+
+def test_the_default_render_has_every_component(chart: helm.Chart) -> None:
+    docs = render(chart, {})
+    names = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    for expected in [
+        ("Deployment", "sde-hub"),
+        ("Deployment", "sde-airlock"),
+        ("Deployment", "sde-opa"),
+        ("Job", "sde-migrations"),
+        ("ConfigMap", "sde-config"),
+        ("ConfigMap", "sde-opa-policies"),
+        ("Service", "sde-proxy-public"),
+        ("PersistentVolumeClaim", "sde-lake"),
+        ("Namespace", "sde-workspaces"),
+        ("NetworkPolicy", "sde-default-deny"),
+    ]:
+        assert expected in names
+    assert ("CronJob", "sde-ingest") not in names  # off unless asked for
+    assert ("CronJob", "sde-ingest") in {
+        (d["kind"], d["metadata"]["name"]) for d in render(chart, PRODUCTION)
+    }
+
+
+def test_every_object_validates_against_the_kubernetes_schemas(rendered: list[Doc]) -> None:
+    assert len(rendered) > 15
+    for doc in rendered:
+        version = kubernetes_validate.validate(doc, NEWEST, strict=True)
+        assert version == NEWEST.rsplit(".", 1)[0]
+
+
+def test_strict_validation_is_really_strict(chart: helm.Chart) -> None:
+    deployment = copy.deepcopy(one(render(chart, {}), "Deployment", "sde-hub"))
+    deployment["spec"]["template"]["spec"]["containers"][0]["securityContxt"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, NEWEST, strict=True)
+
+
+def test_the_packaged_chart_carries_the_policies(chart: helm.Chart, tmp_path: Path) -> None:
+    archive = helm.package(CHART, destination=tmp_path)
+    packaged = helm.Chart.load(archive)
+    assert render(packaged, {}) == render(chart, {})
+
+
+# --- Pods: Pod Security "restricted" and the rest of the house rules ------------------
+
+
+def test_every_pod_meets_the_restricted_profile(rendered: list[Doc]) -> None:
+    assert len(workloads(rendered)) >= 4
+    for doc in workloads(rendered):
+        pod = pod_template(doc)
+        where = f"{doc['kind']}/{doc['metadata']['name']}"
+        assert check_pod_restricted(pod) == [], where
+        spec = pod["spec"]
+        assert spec["securityContext"]["runAsNonRoot"] is True, where
+        assert spec.get("enableServiceLinks") is False, where
+        for container in containers(pod):
+            sc = container["securityContext"]
+            assert sc["readOnlyRootFilesystem"] is True, (where, container["name"])
+            assert sc["allowPrivilegeEscalation"] is False
+            assert sc["capabilities"] == {"drop": ["ALL"]}
+            assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+            assert sc["runAsUser"] > 0
+            for part in ("requests", "limits"):
+                assert set(container["resources"][part]) >= {"cpu", "memory"}, where
+
+
+def test_only_the_hub_gets_a_service_account_token(rendered: list[Doc]) -> None:
+    tokens = {
+        doc["metadata"]["name"]: pod_template(doc)["spec"].get("automountServiceAccountToken")
+        for doc in workloads(rendered)
+    }
+    assert tokens.pop(f"{RELEASE}-hub") is True
+    assert tokens
+    assert set(tokens.values()) == {False}
+    account = one(rendered, "ServiceAccount", f"{RELEASE}-hub")
+    assert account["automountServiceAccountToken"] is False  # only the hub's pod asks for it
+
+
+def test_long_running_pods_have_probes_and_disruption_budgets(rendered: list[Doc]) -> None:
+    budgets = by_kind(rendered, "PodDisruptionBudget")
+    for doc in by_kind(rendered, "Deployment"):
+        for container in pod_template(doc)["spec"]["containers"]:
+            assert "livenessProbe" in container
+            assert "readinessProbe" in container
+        labels = pod_template(doc)["metadata"]["labels"]
+        assert any(labels_match(b["spec"]["selector"]["matchLabels"], labels) for b in budgets)
+
+
+def test_probes_use_each_components_health_endpoint(chart: helm.Chart) -> None:
+    docs = render(chart, {})
+    hub = pod_template(one(docs, "Deployment", "sde-hub"))["spec"]["containers"][0]
+    assert hub["livenessProbe"]["httpGet"]["path"] == "/hub/health"
+    opa = pod_template(one(docs, "Deployment", "sde-opa"))["spec"]["containers"][0]
+    assert opa["livenessProbe"]["httpGet"]["path"] == "/health"
+    assert opa["readinessProbe"]["httpGet"]["path"] == "/health?bundles"
+
+
+# --- Secrets --------------------------------------------------------------------------
+
+CANARIES = {
+    "SDE_MASTER_KEY": "c4a9" * 16,
+    "SDE_DATABASE_URL": "postgresql://sde:canary-db-password-7f3e@db/sde",
+    "JPY_COOKIE_SECRET": "d00d" * 16,
+    "SDE_AIRLOCK_API_TOKEN": "canary-airlock-token-91b2",
+    "SDE_OIDC_CLIENT_SECRET": "canary-oidc-secret-5d1c",
+    PATIENT_SECRET_ENV: "canary-patient-secret-0a4e",
+}
+
+
+def test_no_secret_value_is_in_any_rendered_object(
+    chart: helm.Chart, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Where a careless chart would find secrets: the renderer's environment.
+    for name, value in CANARIES.items():
+        monkeypatch.setenv(name, value)
+    for values in VALUE_SETS.values():
+        text = "\n".join(
+            chart.render(copy.deepcopy(values), name=RELEASE, namespace=NAMESPACE).values()
+        )
+        for value in CANARIES.values():
+            assert value not in text
+        docs = render(chart, values)
+        assert by_kind(docs, "Secret") == []
+
+
+def test_secrets_reach_pods_only_by_reference_to_the_existing_secret(rendered: list[Doc]) -> None:
+    names = set()
+    for doc in workloads(rendered):
+        for container in containers(pod_template(doc)):
+            for env in container.get("env", []):
+                secret_like = any(
+                    word in env["name"] for word in ("KEY", "SECRET", "TOKEN", "PASSWORD", "URL")
+                ) and env["name"] not in {
+                    "SDE_HUB_CONNECT_URL",
+                    "SDE_AIRLOCK_URL",
+                    "SDE_POD_API_URL",
+                    "JUPYTERHUB_SERVICE_URL",
+                    "JUPYTERHUB_BASE_URL",
+                    "JUPYTERHUB_API_URL",
+                    "JUPYTERHUB_OAUTH_CALLBACK_URL",
+                    "TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS",
+                }
+                if secret_like:
+                    assert "value" not in env, env["name"]
+                    names.add(env["valueFrom"]["secretKeyRef"]["name"])
+    expected = (
+        "sde-production-secrets" if len(names & {"sde-production-secrets"}) else "sde-secrets"
+    )
+    assert names == {expected}
+
+
+def test_config_maps_hold_no_secrets(rendered: list[Doc]) -> None:
+    settings = config_yaml(rendered)
+    assert "database_url" not in settings
+
+    def keys(node: object) -> Iterator[str]:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                yield str(key)
+                yield from keys(value)
+        elif isinstance(node, list):
+            for item in node:
+                yield from keys(item)
+
+    for key in keys(settings):
+        lowered = key.lower()
+        assert "secret" not in lowered, key
+        assert "password" not in lowered, key
+        assert "token" not in lowered or key == "token_url", key
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"secrets": {"existingSecret": ""}}, "existingSecret"),
+        ({"secrets": {"keys": {"masterKey": ""}}}, "secrets.keys.masterKey"),
+        (
+            {
+                "hub": {
+                    "oidc": {
+                        **PRODUCTION["hub"]["oidc"],
+                        "enabled": True,
+                    }
+                },
+                "secrets": {"keys": {"oidcClientSecret": ""}},
+            },
+            "secrets.keys.oidcClientSecret",
+        ),
+        (
+            {
+                "hub": {
+                    "oidc": {"enabled": True, "egressTo": [{"ipBlock": {"cidr": "203.0.113.1/32"}}]}
+                }
+            },
+            "hub.oidc.clientId",
+        ),
+        ({"hub": {"oidc": {**PRODUCTION["hub"]["oidc"], "egressTo": []}}}, "hub.oidc.egressTo"),
+        ({"patientPage": {"oidc": {"enabled": True}}}, "patientPage.oidc.egressTo"),
+    ],
+)
+def test_a_missing_secret_or_setting_refuses_to_render(
+    chart: helm.Chart, values: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(helm.HelmError, match=message.replace(".", r"\.")):
+        chart.render(values, name=RELEASE, namespace=NAMESPACE)
+
+
+# --- Values schema --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "where"),
+    [
+        ({"unknownKey": 1}, "unknownKey"),
+        ({"lake": {"type": "s3"}}, "/lake/type"),
+        ({"proxy": {"service": {"type": "ExternalName"}}}, "/proxy/service/type"),
+        ({"runAsUser": 0}, "/runAsUser"),
+        ({"workspaces": {"uid": 0}}, "/workspaces/uid"),
+        ({"database": {"egressTo": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}}, "cidr"),
+        ({"database": {"egressTo": [{}]}}, "/database/egressTo/0"),
+        ({"hub": {"oidc": {"tokenUrl": "http://idp/token"}}}, "/hub/oidc/tokenUrl"),
+        ({"workspaces": {"extractClaim": "shared-extract"}}, "/workspaces/extractClaim"),
+        ({"images": {"sde": {"repository": "x", "tag": "1", "digest": "md5:00"}}}, "digest"),
+        ({"secrets": {"masterKey": "ab" * 32}}, "masterKey"),
+        ({"patientPage": {"oidc": {"settings": {"client_secret": "x"}}}}, "settings"),
+    ],
+)
+def test_the_schema_refuses_bad_values(
+    chart: helm.Chart, values: dict[str, Any], where: str
+) -> None:
+    with pytest.raises(helm.HelmError, match="schema") as refused:
+        chart.render(values, name=RELEASE, namespace=NAMESPACE)
+    assert where in str(refused.value)
+
+
+def test_the_chart_refuses_what_the_schema_cannot_see(chart: helm.Chart) -> None:
+    with pytest.raises(helm.HelmError, match="not be the release namespace"):
+        chart.render({"workspaces": {"namespace": NAMESPACE}}, name=RELEASE, namespace=NAMESPACE)
+
+
+# --- Services -------------------------------------------------------------------------
+
+
+def test_no_load_balancer_or_node_port_unless_asked(chart: helm.Chart) -> None:
+    for values in VALUE_SETS.values():
+        types = {
+            s["spec"].get("type", "ClusterIP") for s in by_kind(render(chart, values), "Service")
+        }
+        assert types == {"ClusterIP"}
+    for kind in ("LoadBalancer", "NodePort"):
+        services = by_kind(render(chart, {"proxy": {"service": {"type": kind}}}), "Service")
+        exposed = [s["metadata"]["name"] for s in services if s["spec"]["type"] != "ClusterIP"]
+        assert exposed == [f"{RELEASE}-proxy-public"]
+
+
+# --- NetworkPolicies --------------------------------------------------------------------
+
+
+def policies_selecting(docs: list[Doc], namespace: str, labels: dict[str, str]) -> list[Doc]:
+    return [
+        p
+        for p in by_kind(docs, "NetworkPolicy")
+        if p["metadata"]["namespace"] == namespace
+        and (
+            p["spec"]["podSelector"] == {}
+            or labels_match(p["spec"]["podSelector"]["matchLabels"], labels)
+        )
+    ]
+
+
+def test_each_namespace_has_a_default_deny(rendered: list[Doc]) -> None:
+    settings = PodSettings.from_mapping(config_yaml(rendered)["workspaces"])
+    release_deny = one(rendered, "NetworkPolicy", f"{RELEASE}-default-deny")
+    assert release_deny["metadata"]["namespace"] == NAMESPACE
+    assert release_deny["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    workspace_deny = [
+        p
+        for p in by_kind(rendered, "NetworkPolicy")
+        if p["metadata"]["namespace"] == settings.namespace
+    ]
+    # Exactly what the hub's WorkspaceCluster.ensure_namespace puts there, so it finds it
+    # already in place and leaves it alone.
+    assert workspace_deny == [build_default_deny(settings)]
+    namespace = one(rendered, "Namespace", settings.namespace)
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_every_pod_is_confined_by_egress_rules_naming_their_peers(rendered: list[Doc]) -> None:
+    for doc in workloads(rendered):
+        labels = pod_template(doc)["metadata"]["labels"]
+        own = [
+            p
+            for p in policies_selecting(rendered, NAMESPACE, labels)
+            if p["spec"]["podSelector"] != {}
+        ]
+        assert own, f"no NetworkPolicy of its own selects {doc['metadata']['name']}"
+        for policy in own:
+            assert "Egress" in policy["spec"]["policyTypes"]
+            for rule in policy["spec"].get("egress", []):
+                assert rule.get("to"), f"{policy['metadata']['name']}: an egress rule to anywhere"
+                assert rule.get("ports"), f"{policy['metadata']['name']}: a rule on every port"
+                for peer in rule["to"]:
+                    assert peer, "an empty peer"
+                    cidr = peer.get("ipBlock", {}).get("cidr", "")
+                    assert not cidr.endswith("/0"), f"{policy['metadata']['name']}: {cidr}"
+
+
+def test_only_the_public_port_is_open_to_anywhere(rendered: list[Doc]) -> None:
+    for policy in by_kind(rendered, "NetworkPolicy"):
+        for rule in policy["spec"].get("ingress", []):
+            if not rule.get("from"):
+                assert policy["metadata"]["name"] == f"{RELEASE}-hub"
+                assert rule["ports"] == [{"protocol": "TCP", "port": 8000}]
+
+
+def test_opa_reaches_nothing(rendered: list[Doc]) -> None:
+    opa = one(rendered, "NetworkPolicy", f"{RELEASE}-opa")
+    assert opa["spec"]["egress"] == []
+    assert "Egress" in opa["spec"]["policyTypes"]
+
+
+def test_workspaces_reach_only_the_hub_and_the_airlock(rendered: list[Doc]) -> None:
+    settings = PodSettings.from_mapping(config_yaml(rendered)["workspaces"])
+    assert settings.services_namespace == NAMESPACE
+    policy = build_network_policy(settings, project_id="diabetes-2026")
+    hub = pod_template(one(rendered, "Deployment", f"{RELEASE}-hub"))
+    airlock = pod_template(one(rendered, "Deployment", f"{RELEASE}-airlock"))
+    pods = [d for d in workloads(rendered) if pod_template(d)["metadata"]["labels"]]
+    reached: dict[str, set[int]] = {}
+    for rule in policy["spec"]["egress"]:
+        ports = {p["port"] for p in rule["ports"]}
+        for peer in rule["to"]:
+            assert "ipBlock" not in peer
+            namespace = peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+            if namespace != NAMESPACE:
+                assert namespace == settings.dns_namespace
+                assert ports == {53}
+                continue
+            selected = [
+                d["metadata"]["name"]
+                for d in pods
+                if labels_match(
+                    peer["podSelector"]["matchLabels"], pod_template(d)["metadata"]["labels"]
+                )
+            ]
+            for name in selected:
+                reached.setdefault(name, set()).update(ports)
+    assert reached == {f"{RELEASE}-hub": {8081}, f"{RELEASE}-airlock": {8800}}
+    # ...and those ports are the ones the pods listen on,
+    assert 8081 in {p["containerPort"] for p in hub["spec"]["containers"][0]["ports"]}
+    assert 8800 in {p["containerPort"] for p in airlock["spec"]["containers"][0]["ports"]}
+    # ...and the hub's and the airlock's own policies let the workspaces in.
+    for name, port in ((f"{RELEASE}-hub", 8081), (f"{RELEASE}-airlock", 8800)):
+        rules = one(rendered, "NetworkPolicy", name)["spec"]["ingress"]
+        assert any(
+            {"protocol": "TCP", "port": port} in rule["ports"]
+            and any(
+                peer.get("namespaceSelector", {}).get("matchLabels")
+                == {"kubernetes.io/metadata.name": settings.namespace}
+                and peer["podSelector"]["matchLabels"]
+                == {"app.kubernetes.io/name": "sde-workspace"}
+                for peer in rule.get("from", [])
+            )
+            for rule in rules
+        )
+
+
+# --- sde's configuration ----------------------------------------------------------------
+
+
+def test_config_yaml_is_what_sde_reads(chart: helm.Chart) -> None:
+    for values in VALUE_SETS.values():
+        settings = config_yaml(render(chart, values))
+        parsed = Settings.from_mapping(settings)
+        assert parsed.policy_engine == "opa"
+        assert parsed.extra["opa_url"] == f"http://{RELEASE}-opa.{NAMESPACE}.svc:8181"
+        PodSettings.from_mapping(settings["workspaces"])
+        HubAuthSettings.from_mapping(settings.get("hub"))
+        patient_oidc_settings(settings.get("patient_page"), {PATIENT_SECRET_ENV: "x"})
+    production = config_yaml(render(chart, PRODUCTION))
+    assert HubAuthSettings.from_mapping(production["hub"]).authenticator == "oidc"
+    assert PodSettings.from_mapping(production["workspaces"]).image.endswith("@sha256:" + "1" * 64)
+
+
+def test_the_migration_job_is_a_pre_install_and_pre_upgrade_hook(rendered: list[Doc]) -> None:
+    job = one(rendered, "Job", f"{RELEASE}-migrations")
+    annotations = job["metadata"]["annotations"]
+    assert set(annotations["helm.sh/hook"].split(",")) == {"pre-install", "pre-upgrade"}
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == [
+        "sde",
+        "db",
+        "upgrade",
+        "--database-url-env",
+        "SDE_DATABASE_URL",
+    ]
+    policy = one(rendered, "NetworkPolicy", f"{RELEASE}-migrations")
+    # Its NetworkPolicy exists before it (a hook of lower weight).
+    assert int(policy["metadata"]["annotations"]["helm.sh/hook-weight"]) < int(
+        annotations["helm.sh/hook-weight"]
+    )
+
+
+def test_rbac_is_minimal(rendered: list[Doc]) -> None:
+    settings = PodSettings.from_mapping(config_yaml(rendered)["workspaces"])
+    roles = by_kind(rendered, "Role")
+    assert [r["metadata"]["namespace"] for r in roles] == [settings.namespace]
+    allowed = {
+        ("", "pods"): {"get", "list", "watch", "create", "delete"},
+        ("", "events"): {"get", "list", "watch"},
+        ("networking.k8s.io", "networkpolicies"): {"get", "create", "update", "delete"},
+    }
+    for rule in roles[0]["rules"]:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                assert set(rule["verbs"]) <= allowed[(group, resource)]
+    (cluster_role,) = by_kind(rendered, "ClusterRole")
+    assert cluster_role["rules"] == [
+        {
+            "apiGroups": [""],
+            "resources": ["namespaces"],
+            "resourceNames": [settings.namespace],
+            "verbs": ["get"],
+        }
+    ]
+    for doc in [*roles, cluster_role]:
+        for rule in doc["rules"]:
+            for field in ("apiGroups", "resources", "verbs"):
+                assert "*" not in rule[field]
+    bindings = [*by_kind(rendered, "RoleBinding"), *by_kind(rendered, "ClusterRoleBinding")]
+    for binding in bindings:
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": f"{RELEASE}-hub", "namespace": NAMESPACE}
+        ]
+
+
+# --- OPA: exactly the policies the test suite tests --------------------------------------
+
+
+def test_the_opa_config_map_is_exactly_the_policies(rendered: list[Doc]) -> None:
+    config_map = one(rendered, "ConfigMap", f"{RELEASE}-opa-policies")
+    data = dict(config_map["data"])
+    manifest = yaml.safe_load(data.pop(".manifest"))
+    files = {path.name: path.read_bytes() for path in policy_files(POLICIES)}
+    assert files
+    assert all(not name.endswith("_test.rego") for name in files)
+    assert {name: text.encode() for name, text in data.items()} == files
+    assert manifest == {"revision": policy_bundle_hash(POLICIES)}
+    assert config_map["metadata"]["annotations"]["sde/policy-bundle-hash"] == manifest["revision"]
+    opa = pod_template(one(rendered, "Deployment", f"{RELEASE}-opa"))
+    checksum = opa["metadata"]["annotations"]["checksum/policies"]
+    assert len(checksum) == 64  # a policy change rolls the OPA pods
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def mount_config_map(data: dict[str, str], folder: Path) -> None:
+    """``data`` laid out as the kubelet mounts a ConfigMap volume: the files in a
+    ``..<timestamp>`` folder, ``..data`` linking to it, and each key a link through it."""
+    stamp = folder / "..2026_11_25_00_00_00.123456789"
+    stamp.mkdir(parents=True)
+    for key, text in data.items():
+        (stamp / key).write_bytes(text.encode())
+    (folder / "..data").symlink_to(stamp.name)
+    for key in data:
+        (folder / key).symlink_to(f"..data/{key}")
+
+
+@pytest.fixture
+def opa_over_the_config_map(tmp_path: Path) -> Iterator[str]:
+    if not (OPA.is_file() and os.access(OPA, os.X_OK)):
+        pytest.fail(f"the OPA binary {OPA} is missing: `SDE_SETUP_OPA=1 bash scripts/setup.sh`")
+    docs = render(helm.Chart.load(CHART), {})
+    mount_config_map(
+        one(docs, "ConfigMap", f"{RELEASE}-opa-policies")["data"], tmp_path / "policies"
+    )
+    container = pod_template(one(docs, "Deployment", f"{RELEASE}-opa"))["spec"]["containers"][0]
+    port = free_port()
+    args = [
+        f"--addr=127.0.0.1:{port}"
+        if arg.startswith("--addr=")
+        else "--diagnostic-addr=127.0.0.1:0"
+        if arg.startswith("--diagnostic-addr=")
+        else str(tmp_path / "policies")
+        if arg == "/policies"
+        else arg
+        for arg in container["args"]
+    ]
+    log = tmp_path / "opa.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen([str(OPA), *args], stdout=sink, stderr=sink)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"OPA exited: {log.read_text(errors='replace')[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/health?bundles", timeout=0.5) as answer:
+                    if answer.status == 200:
+                        break
+            except (urllib.error.URLError, OSError):
+                pass
+            assert time.monotonic() < deadline, "OPA did not become ready in 20 s"
+            time.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+@pytest.mark.opa
+def test_the_real_opa_serves_the_config_map_as_sdes_bundle(opa_over_the_config_map: str) -> None:
+    from sde.adapters.opa_server import OpaServerEngine
+
+    with urllib.request.urlopen(f"{opa_over_the_config_map}/v1/policies", timeout=5) as answer:
+        loaded = yaml.safe_load(answer.read())["result"]
+    # Each policy once (the kubelet's links are skipped, the timestamped copy is read).
+    assert sorted(Path(p["id"]).name for p in loaded) == sorted(
+        path.name for path in policy_files(POLICIES)
+    )
+    # sde's own client accepts it: one bundle, revision = the policy bundle hash, canaries.
+    with OpaServerEngine(
+        opa_over_the_config_map, expected_bundle_hash=policy_bundle_hash(POLICIES)
+    ) as engine:
+        assert engine.bundle_hash == policy_bundle_hash(POLICIES)
+
+
+# --- What the pods run: the home, the hub's configuration ----------------------------
+
+
+def prepared_home(tmp_path: Path, docs: list[Doc]) -> tuple[Path, bytes, str]:
+    data = one(docs, "ConfigMap", f"{RELEASE}-config")["data"]
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "config.yaml").write_text(data["config.yaml"])
+    script = tmp_path / "etc" / "prepare_home.py"
+    script.write_text(data["prepare_home.py"])
+    (tmp_path / "run").mkdir()  # the emptyDir; the home is a folder the script makes in it
+    key = bytes(range(32))
+    database_url = f"postgresql+psycopg://sde:pw@127.0.0.1:1/sde-{tmp_path.name}"
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "SDE_HOME": str(tmp_path / "run" / "home"),
+        "SDE_CONFIG_TEMPLATE": str(tmp_path / "etc" / "config.yaml"),
+        "SDE_DATA": str(tmp_path / "data"),
+        "SDE_MASTER_KEY": key.hex(),
+        "SDE_DATABASE_URL": database_url,
+    }
+    result = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert key.hex() not in result.stdout + result.stderr
+    return tmp_path / "run" / "home", key, database_url
+
+
+def test_the_init_container_assembles_a_working_home(chart: helm.Chart, tmp_path: Path) -> None:
+    docs = render(chart, PRODUCTION)
+    root, key, database_url = prepared_home(tmp_path, docs)
+    home = open_home(root)
+    assert home.master_key() == key
+    assert stat.S_IMODE(home.key_path.stat().st_mode) == 0o600
+    assert stat.S_IMODE((root / "config.yaml").stat().st_mode) == 0o600
+    assert stat.S_IMODE(root.stat().st_mode) == 0o700
+    assert home.database_url == database_url
+    assert home.settings.policy_engine == "opa"
+    assert home.linked.resolve() == (tmp_path / "data" / "lake" / "linked").resolve()
+    assert home.linked.is_dir()
+    assert home.sources.is_dir()
+    # The init container is the same in every pod that opens a home.
+    init = {
+        doc["metadata"]["name"]: pod_template(doc)["spec"]["initContainers"][0]["command"]
+        for doc in workloads(docs)
+        if pod_template(doc)["spec"].get("initContainers")
+    }
+    assert set(init) == {f"{RELEASE}-hub", f"{RELEASE}-airlock", f"{RELEASE}-ingest"}
+    assert {tuple(c) for c in init.values()} == {("python", "/etc/sde/bin/prepare_home.py")}
+
+
+def test_the_init_container_refuses_a_missing_or_bad_secret(
+    chart: helm.Chart, tmp_path: Path
+) -> None:
+    data = one(render(chart, {}), "ConfigMap", f"{RELEASE}-config")["data"]
+    script = tmp_path / "prepare_home.py"
+    script.write_text(data["prepare_home.py"])
+    (tmp_path / "config.yaml").write_text(data["config.yaml"])
+    base = {
+        "SDE_HOME": str(tmp_path / "home"),
+        "SDE_CONFIG_TEMPLATE": str(tmp_path / "config.yaml"),
+        "SDE_DATA": str(tmp_path / "data"),
+        "SDE_DATABASE_URL": "postgresql+psycopg://sde:secretpw@db/sde",
+    }
+    for env, said in (
+        (base, "SDE_MASTER_KEY is not set"),
+        ({**base, "SDE_MASTER_KEY": "zz" * 32}, "64 hexadecimal characters"),
+        ({**base, "SDE_MASTER_KEY": "ab" * 32, "SDE_DATABASE_URL": "sqlite:///x"}, "not SQLite"),
+    ):
+        result = subprocess.run(
+            [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode != 0
+        assert said in result.stderr
+        assert "secretpw" not in result.stderr + result.stdout
+        assert not (tmp_path / "home" / ".sde-home").exists()
+
+
+def test_the_hubs_configuration_file_runs_and_wires_the_cluster(
+    chart: helm.Chart, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docs = render(chart, PRODUCTION)
+    root, _, _ = prepared_home(tmp_path, docs)
+    hub = pod_template(one(docs, "Deployment", f"{RELEASE}-hub"))["spec"]["containers"][0]
+    for env in hub["env"]:
+        monkeypatch.setenv(env["name"], env.get("value", f"from-secret-{env['name'].lower()}"))
+    monkeypatch.setenv("SDE_HOME", str(root))
+    source = one(docs, "ConfigMap", f"{RELEASE}-config")["data"]["jupyterhub_config.py"]
+    c = Config()
+    exec(compile(source, "jupyterhub_config.py", "exec"), {"c": c})
+    assert c.JupyterHub.hub_ip == "0.0.0.0"
+    assert c.JupyterHub.port == 8000
+    assert c.JupyterHub.hub_port == 8081
+    assert c.JupyterHub.hub_connect_url == f"http://{RELEASE}-hub.{NAMESPACE}.svc:8081"
+    assert c.JupyterHub.spawner_class.__name__ == "SdeKubeSpawner"
+    assert c.SdeKubeSpawner.ip == "0.0.0.0"  # reachable by the proxy, not loopback
+    assert c.SdeKubeSpawner.namespace == PRODUCTION["workspaces"]["namespace"]
+    assert c.SdeKubeSpawner.sde_api_url == (
+        f"http://{RELEASE}-airlock.{NAMESPACE}.svc:8800/services/airlock"
+    )
+    assert c.ConfigurableHTTPProxy.api_url == "http://127.0.0.1:8001"
+    services = {s["name"]: s for s in c.JupyterHub.services}
+    assert services["airlock"] == {
+        "name": "airlock",
+        "url": f"http://{RELEASE}-airlock.{NAMESPACE}.svc:8800",
+        "api_token": "from-secret-sde_airlock_api_token",
+        "oauth_no_confirm": True,
+        "display": True,
+    }
+    assert "command" in services["register"]
+    assert "command" in services["session-guard"]
+    assert "--kubernetes" in services["session-guard"]["command"]
+    assert services["patient"]["environment"] == {
+        PATIENT_SECRET_ENV: f"from-secret-{PATIENT_SECRET_ENV.lower()}"
+    }
+    assert c.JupyterHub.authenticator_class.__name__ == "SdeOIDCAuthenticator"
+
+
+def test_the_hubs_configuration_stops_without_its_environment(
+    chart: helm.Chart, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docs = render(chart, {})
+    root, _, _ = prepared_home(tmp_path, docs)
+    monkeypatch.setenv("SDE_HOME", str(root))
+    monkeypatch.delenv("SDE_POD_API_URL", raising=False)
+    monkeypatch.setenv("SDE_GUARD_INTERVAL", "10")
+    source = one(docs, "ConfigMap", f"{RELEASE}-config")["data"]["jupyterhub_config.py"]
+    with pytest.raises(SystemExit, match="SDE_POD_API_URL is not set"):
+        exec(compile(source, "jupyterhub_config.py", "exec"), {"c": Config()})
+
+
+# --- Images ---------------------------------------------------------------------------
+
+DOCKERFILES = {
+    "hub": REPO / "helm" / "images" / "hub" / "Dockerfile",
+    "workspace": REPO / "helm" / "images" / "workspace" / "Dockerfile",
+}
+
+
+def instructions(path: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments left out."""
+    joined = path.read_text().replace("\\\n", " ")
+    out = []
+    for line in joined.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            word, _, rest = line.partition(" ")
+            out.append((word.upper(), rest.strip()))
+    return out
+
+
+@pytest.mark.parametrize("image", sorted(DOCKERFILES))
+def test_the_dockerfiles_follow_the_rules(image: str, chart: helm.Chart) -> None:
+    steps = instructions(DOCKERFILES[image])
+    users = [args for word, args in steps if word == "USER"]
+    assert users
+    assert users[-1].split(":")[0].isdigit()
+    assert int(users[-1].split(":")[0]) > 0
+    last_user = max(i for i, (word, _) in enumerate(steps) if word == "USER")
+    assert all(word != "RUN" for word, _ in steps[last_user:])  # nothing runs as root after
+    for word, args in steps:
+        assert word != "ADD", "COPY only (ADD fetches URLs and unpacks archives)"
+        if word == "FROM":
+            base = args.split()[0]
+            assert ":" in base.rsplit("/", 1)[-1], f"{base}: no tag"
+            assert not base.endswith(":latest"), base
+    pip = [args for word, args in steps if word == "RUN" and "pip install" in args]
+    assert pip
+    assert all("--require-hashes" in args or "--no-deps" in args for args in pip)
+    assert any("--require-hashes" in args for args in pip)
+    values = chart.values
+    expected = {"hub": values["runAsUser"], "workspace": values["workspaces"]["uid"]}[image]
+    assert int(users[-1].split(":")[0]) == expected
+
+
+# --- Against a real kube-apiserver (marker kube) ---------------------------------------
+
+RESOURCES = {
+    "Namespace": ("/api/v1", "namespaces", False),
+    "ServiceAccount": ("/api/v1", "serviceaccounts", True),
+    "ConfigMap": ("/api/v1", "configmaps", True),
+    "Service": ("/api/v1", "services", True),
+    "PersistentVolumeClaim": ("/api/v1", "persistentvolumeclaims", True),
+    "Pod": ("/api/v1", "pods", True),
+    "Deployment": ("/apis/apps/v1", "deployments", True),
+    "Job": ("/apis/batch/v1", "jobs", True),
+    "CronJob": ("/apis/batch/v1", "cronjobs", True),
+    "PodDisruptionBudget": ("/apis/policy/v1", "poddisruptionbudgets", True),
+    "NetworkPolicy": ("/apis/networking.k8s.io/v1", "networkpolicies", True),
+    "Ingress": ("/apis/networking.k8s.io/v1", "ingresses", True),
+    "Role": ("/apis/rbac.authorization.k8s.io/v1", "roles", True),
+    "RoleBinding": ("/apis/rbac.authorization.k8s.io/v1", "rolebindings", True),
+    "ClusterRole": ("/apis/rbac.authorization.k8s.io/v1", "clusterroles", False),
+    "ClusterRoleBinding": ("/apis/rbac.authorization.k8s.io/v1", "clusterrolebindings", False),
+}
+
+
+@pytest.mark.kube
+def test_a_real_api_server_admits_every_object_and_pod_under_restricted(
+    chart: helm.Chart, kube_server: KubeServer
+) -> None:
+    import requests
+
+    server = kube_server
+    # Names no other test on the shared server uses.
+    namespace, workspaces = "helm-chart-test", "helm-chart-test-workspaces"
+    values = copy.deepcopy(PRODUCTION)
+    values["workspaces"]["namespace"] = workspaces
+    session = requests.Session()
+    session.trust_env = False
+    session.headers["Authorization"] = f"Bearer {server.token}"
+    session.verify = str(server.ca_file)
+
+    def create(doc: Doc) -> requests.Response:
+        prefix, plural, namespaced = RESOURCES[doc["kind"]]
+        where = f"/namespaces/{doc['metadata']['namespace']}" if namespaced else ""
+        return session.post(f"{server.url}{prefix}{where}/{plural}", json=doc, timeout=20)
+
+    try:
+        # The release's namespace enforces "restricted" as well (the operator's job).
+        release_ns = {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {
+                "name": namespace,
+                "labels": {"pod-security.kubernetes.io/enforce": "restricted"},
+            },
+        }
+        assert create(release_ns).status_code == 201
+        docs = render(chart, values, namespace)
+        for doc in sorted(docs, key=lambda d: d["kind"] != "Namespace"):
+            answer = create(doc)
+            assert answer.status_code == 201, (doc["kind"], doc["metadata"]["name"], answer.text)
+            assert "violates PodSecurity" not in answer.headers.get("Warning", "")
+        # Pod Security Admission only warns about controllers; each pod itself is enforced.
+        for number, doc in enumerate(workloads(docs)):
+            pod = {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {**pod_template(doc)["metadata"], "name": f"pod-{number}"},
+                "spec": pod_template(doc)["spec"],
+            }
+            pod["metadata"]["namespace"] = namespace
+            answer = create(pod)
+            assert answer.status_code == 201, (doc["metadata"]["name"], answer.text)
+        # ...and the same pod keeping its capabilities is refused: the label is enforcing.
+        broken = copy.deepcopy(pod)
+        broken["metadata"]["name"] = "pod-with-capabilities"
+        broken["spec"]["containers"][0]["securityContext"]["capabilities"] = {}
+        refused = create(broken)
+        assert refused.status_code == 403
+        assert "violates PodSecurity" in refused.text
+
+        # The hub's service account may do what KubeSpawner and sde need, and no more.
+        hub_account = f"system:serviceaccount:{namespace}:{RELEASE}-hub"
+
+        def may(verb: str, resource: str, namespace: str = "", name: str = "") -> bool:
+            review = {
+                "apiVersion": "authorization.k8s.io/v1",
+                "kind": "SubjectAccessReview",
+                "spec": {
+                    "user": hub_account,
+                    "groups": ["system:serviceaccounts", f"system:serviceaccounts:{namespace}"],
+                    "resourceAttributes": {
+                        "verb": verb,
+                        "resource": resource,
+                        "group": "networking.k8s.io" if resource == "networkpolicies" else "",
+                        "namespace": namespace,
+                        "name": name,
+                    },
+                },
+            }
+            answer = session.post(
+                f"{server.url}/apis/authorization.k8s.io/v1/subjectaccessreviews",
+                json=review,
+                timeout=20,
+            )
+            assert answer.status_code == 201, answer.text
+            return bool(answer.json()["status"].get("allowed"))
+
+        assert may("create", "pods", workspaces)
+        assert may("delete", "pods", workspaces)
+        assert may("update", "networkpolicies", workspaces)
+        assert may("get", "namespaces", "", workspaces)
+        assert not may("create", "pods", namespace)
+        assert not may("get", "secrets", workspaces)
+        assert not may("get", "secrets", namespace)
+        assert not may("update", "namespaces", "", workspaces)
+        assert not may("get", "namespaces", "", "kube-system")
+        assert not may("create", "pods", "kube-system")
+    finally:
+        session.close()
