@@ -106,16 +106,19 @@ def _register_checkpoints(register_dir: Path) -> CheckpointSource | None:
     metavar="SOURCE",
     help="A published checkpoint to check as well: a register's checkpoints.json or "
     "checkpoint.json, as a file or an https:// URL (http:// on the loopback only). "
-    "Repeatable. The home's own register (<home>/register/) is always checked.",
+    "Repeatable. The home's own register (register_folder in config.yaml, else "
+    "<home>/register/) is always checked.",
 )
 @home_option
 def verify(sources: tuple[str, ...], home_dir: Path | None) -> None:
     """Check the whole chain, then every published checkpoint: the log must still hold
     each checkpoint's event with its hash. Names the position of every failure; exit 1 if
     the chain is broken or any checkpoint does not match."""
+    from sde.services.register import register_folder  # local: loads the lake's readers
+
     home = load_home(home_dir)
     found = [_read(source) for source in sources]
-    own = _register_checkpoints(home.root / "register")
+    own = _register_checkpoints(register_folder(home))
     if own is not None:
         found.insert(0, own)
     with _control_plane(home.root) as plane:

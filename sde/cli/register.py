@@ -29,11 +29,11 @@ def build(out_dir: Path | None, home_dir: Path | None) -> None:
     checkpoint. Counts are rounded; nothing patient-level is published."""
     from sde.register import write_site
     from sde.register.render import read_history
-    from sde.services.register import build_register, manifest_reader
+    from sde.services.register import build_register, manifest_reader, register_folder
     from sde.services.wiring import control_plane
 
     home = load_home(home_dir)
-    out = out_dir or home.root / "register"
+    out = out_dir or register_folder(home)
     with control_plane(home) as plane:
         # Every checkpoint published before is checked against the log itself, so a
         # rewrite is refused even after new events have moved the head on.

@@ -140,7 +140,9 @@ def register_command(
 
     host, port, base = service_address(host, port, behind_hub)
     home = load_home(home_dir)
-    app = register_app(folder or home.root / "register", base=base)
+    from sde.services.register import register_folder
+
+    app = register_app(folder or register_folder(home), base=base)
     click.echo(f"serving the public register on http://{host}:{port}{base}/ (Ctrl-C stops)")
     uvicorn.run(app, host=host, port=port, access_log=False, server_header=False)
 

@@ -44,7 +44,7 @@ from sde.services.ingest import ingest_all, load_spec, shipped_datasets, sign_in
 from sde.services.optouts import exclusions, import_choices
 from sde.services.ports import AuditSink
 from sde.services.projects import NewProject, ProjectService
-from sde.services.register import build_register, manifest_reader
+from sde.services.register import build_register, manifest_reader, register_folder
 from sde.services.release import OutputFile
 from sde.services.synth import synthesise
 from sde.services.wiring import control_plane, policy_engine, release_service
@@ -314,7 +314,7 @@ def run_demo(home_dir: Path, say: Callable[[str], None], patients: int = 10_000)
                 n.detail(f"  - {reason}")
 
         n.stage("Transparency: the public register, a patient's page, a choice honoured")
-        register_dir = home.root / "register"
+        register_dir = register_folder(home)
         site = build_register(store, store.audit, manifest_reader(home))
         write_site(site, register_dir)
         n.detail(

@@ -27,6 +27,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from sde.domain.audit import AuditEvent, VerifyResult
@@ -44,7 +45,7 @@ from sde.domain.projects import (
 )
 from sde.domain.publication import NOT_RECORDED, publishable_count
 from sde.domain.releases import Status
-from sde.errors import NotFound, StateError
+from sde.errors import ConfigError, NotFound, StateError
 from sde.services.audit import PublishedCheckpoint, checkpoint_problem
 from sde.services.extract import ExtractManifest, read_manifest
 from sde.services.home import Home
@@ -789,6 +790,19 @@ def build_register(
         code=code,
         history=history,
     )
+
+
+def register_folder(home: Home) -> Path:
+    """Where the home's register is built and served: ``register_folder`` in config.yaml
+    (a deployment puts it on persistent storage: it keeps every published checkpoint),
+    else ``<home>/register``. A relative setting is relative to the home."""
+    setting = home.settings.extra.get("register_folder")
+    if setting is None:
+        return home.root / "register"
+    if not isinstance(setting, str) or not setting.strip():
+        raise ConfigError("register_folder must be a path")
+    folder = Path(setting)
+    return folder if folder.is_absolute() else home.root / folder
 
 
 def manifest_reader(home: Home) -> ManifestReader:

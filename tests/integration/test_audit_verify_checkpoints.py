@@ -365,3 +365,31 @@ def test_a_register_without_history_starts_it_from_its_checkpoint(home: Home) ->
     code, _, err = run("register", "build", "--home", str(home.root))
     assert code == 2
     assert "has no checkpoints.json or checkpoint.json" in err[-1]
+
+
+@pytest.mark.parametrize("setting", ["published/register", "ABSOLUTE"])
+def test_a_register_folder_set_in_the_config_is_built_served_and_verified(
+    tmp_path: Path, setting: str
+) -> None:
+    """A deployment keeps the register on persistent storage (the chart sets
+    ``register_folder`` on the lake's volume): build, verify and serve use it."""
+    from sde.errors import ConfigError
+    from sde.services.register import register_folder
+
+    folder = tmp_path / "lake" / "register" if setting == "ABSOLUTE" else None
+    value = str(folder) if folder is not None else setting
+    home = init_home(tmp_path / "h", Settings(extra={"register_folder": value}))
+    expected = folder if folder is not None else home.root / setting
+    assert register_folder(home) == expected
+    record(home, 3)
+    code, out, _ = run("register", "build", "--home", str(home.root))
+    assert code == 0
+    assert (expected / "checkpoints.json").is_file()
+    assert not (home.root / "register").exists()
+    record(home, 2)
+    code, out, _ = run("audit", "verify", "--home", str(home.root))
+    assert code == 0
+    assert any(str(expected) in line for line in out), "the configured register was not read"
+    bad = init_home(tmp_path / "b", Settings(extra={"register_folder": ""}))
+    with pytest.raises(ConfigError, match="register_folder"):
+        register_folder(bad)

@@ -39,6 +39,7 @@ from sde.domain.workspaces import (
 )
 from sde.hub.oidc import HubAuthSettings
 from sde.services.home import Settings, open_home
+from sde.web.patient_oidc import PRIVATE_KEY_ENV as PATIENT_KEY_ENV
 from sde.web.patient_oidc import SECRET_ENV as PATIENT_SECRET_ENV
 from sde.web.patient_oidc import patient_oidc_settings
 from tests.kube_server import KubeServer
@@ -237,6 +238,7 @@ CANARIES = {
     "SDE_AIRLOCK_API_TOKEN": "canary-airlock-token-91b2",
     "SDE_OIDC_CLIENT_SECRET": "canary-oidc-secret-5d1c",
     PATIENT_SECRET_ENV: "canary-patient-secret-0a4e",
+    PATIENT_KEY_ENV: "canary-patient-private-key-3c8d",
 }
 
 
@@ -356,6 +358,8 @@ def test_a_missing_secret_or_setting_refuses_to_render(
         ({"images": {"sde": {"repository": "x", "tag": "1", "digest": "md5:00"}}}, "digest"),
         ({"secrets": {"masterKey": "ab" * 32}}, "masterKey"),
         ({"patientPage": {"oidc": {"settings": {"client_secret": "x"}}}}, "settings"),
+        # sign-in state lives in the airlock's process: two replicas would break sign-in
+        ({"airlock": {"replicas": 2}}, "/airlock/replicas"),
     ],
 )
 def test_the_schema_refuses_bad_values(
@@ -501,6 +505,19 @@ def test_workspaces_reach_only_the_hub_and_the_airlock(rendered: list[Doc]) -> N
 # --- sde's configuration ----------------------------------------------------------------
 
 
+def pem_key() -> str:
+    """A fresh RSA private key in PEM, as the patient page's private_key_jwt needs."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode("ascii")
+
+
 def test_config_yaml_is_what_sde_reads(chart: helm.Chart) -> None:
     for values in VALUE_SETS.values():
         settings = config_yaml(render(chart, values))
@@ -509,8 +526,17 @@ def test_config_yaml_is_what_sde_reads(chart: helm.Chart) -> None:
         assert parsed.extra["opa_url"] == f"http://{RELEASE}-opa.{NAMESPACE}.svc:8181"
         PodSettings.from_mapping(settings["workspaces"])
         HubAuthSettings.from_mapping(settings.get("hub"))
-        patient_oidc_settings(settings.get("patient_page"), {PATIENT_SECRET_ENV: "x"})
+        patient_oidc_settings(
+            settings.get("patient_page"), {PATIENT_SECRET_ENV: "x", PATIENT_KEY_ENV: pem_key()}
+        )
+        # the register keeps every published checkpoint: on the lake's volume, not in the
+        # pod's memory
+        assert settings["register_folder"] == "/srv/sde/data/register"
     production = config_yaml(render(chart, PRODUCTION))
+    hub = pod_template(one(render(chart, PRODUCTION), "Deployment", f"{RELEASE}-hub"))
+    mounts = {m["mountPath"]: m["name"] for m in hub["spec"]["containers"][0]["volumeMounts"]}
+    volumes = {v["name"]: v for v in hub["spec"]["volumes"]}
+    assert "persistentVolumeClaim" in volumes[mounts["/srv/sde/data"]]
     assert HubAuthSettings.from_mapping(production["hub"]).authenticator == "oidc"
     assert PodSettings.from_mapping(production["workspaces"]).image.endswith("@sha256:" + "1" * 64)
 
@@ -780,8 +806,9 @@ def test_the_hubs_configuration_file_runs_and_wires_the_cluster(
     assert "command" in services["register"]
     assert "command" in services["session-guard"]
     assert "--kubernetes" in services["session-guard"]["command"]
+    # NHS login: the production example signs the patient page's requests with its key
     assert services["patient"]["environment"] == {
-        PATIENT_SECRET_ENV: f"from-secret-{PATIENT_SECRET_ENV.lower()}"
+        PATIENT_KEY_ENV: f"from-secret-{PATIENT_KEY_ENV.lower()}"
     }
     assert c.JupyterHub.authenticator_class.__name__ == "SdeOIDCAuthenticator"
 
