@@ -34,7 +34,8 @@ PURPOSE_WORDS = {"research": "research", "planning": "planning health and care s
 CHANGEABLE = tuple(s.value for s in Scope)
 
 
-def _environment() -> jinja2.Environment:
+def environment() -> jinja2.Environment:
+    """The patient templates (letter and page): HTML autoescaped, undefined names fail."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         # HTML escaped; the plain-text letter is not HTML and is written as is.
@@ -62,7 +63,7 @@ def render_letter(history: RecordHistory, nhs_number: str, fmt: str = "html") ->
     digits = nhs.normalise(nhs_number)
     if digits is None or not nhs.is_valid_digits(digits):
         raise InputError("the NHS number given is not a valid NHS number")
-    env = _environment()
+    env = environment()
     template = env.get_template("letter.html" if fmt == "html" else "letter.txt")
     return template.render(
         h=history,

@@ -24,10 +24,8 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
-import jinja2
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -37,7 +35,7 @@ from sde.domain.encoding import is_loopback
 from sde.domain.optouts import Scope
 from sde.domain.patient_sign_in import CLIENT_RULE, PATIENT_RULE, LockoutRule
 from sde.errors import InputError, SdeError
-from sde.patient import PURPOSE_WORDS, SPONSOR_WORDS
+from sde.patient import PURPOSE_WORDS, SPONSOR_WORDS, TEMPLATES, environment
 from sde.services import patient_page as service
 from sde.services.home import Home
 from sde.services.patient_page import SignedInPatient, SignInRefused
@@ -45,7 +43,6 @@ from sde.services.wiring import control_plane
 from sde.web.app import SecurityHeaders
 from sde.web.patient_oidc import PatientOIDC, PatientOIDCError
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "patient" / "templates"
 SESSION_COOKIE = "sde_patient"
 FORM_COOKIE = "sde_patient_form"
 OIDC_COOKIE = "sde_patient_oidc"
@@ -155,14 +152,7 @@ def patient_app(
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(SecurityHeaders)
     sessions = Sessions()
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["day"] = lambda iso: str(iso)[:10] if iso else "not recorded"
+    env = environment()
     env.globals.update(
         base=base,
         register_url=register_url,

@@ -28,18 +28,15 @@ from sde.register.render import read_history
 from sde.services.home import Home, Settings, init_home
 from sde.services.register import build_register, manifest_reader
 from sde.services.wiring import control_plane
-from tests.integration.test_sql_backends import SQL_BACKENDS, fresh_database
+from tests.integration.test_sql_backends import SQL_BACKENDS, home_on_backend
 
 pytestmark = pytest.mark.sql
 
 
 @pytest.fixture(params=SQL_BACKENDS)
 def home(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Home]:
-    with fresh_database(request, tmp_path) as url:
-        settings = (
-            Settings() if request.param == "sqlite" else Settings(extra={"database_url": url})
-        )
-        yield init_home(tmp_path / "h", settings)
+    with home_on_backend(request, tmp_path) as made:
+        yield made
 
 
 def run(*args: str) -> tuple[int, list[str], list[str]]:

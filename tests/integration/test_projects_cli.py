@@ -13,19 +13,16 @@ from sde.adapters.sql import open_control_plane
 from sde.cli import main
 from sde.domain.audit import AuditEntry
 from sde.domain.projects import MemberRole, PersonRole, ProjectStatus, Purpose, SponsorType
-from sde.services.home import Home, Settings, init_home
-from tests.integration.test_sql_backends import SQL_BACKENDS, fresh_database
+from sde.services.home import Home
+from tests.integration.test_sql_backends import SQL_BACKENDS, home_on_backend
 
 pytestmark = pytest.mark.sql
 
 
 @pytest.fixture(params=SQL_BACKENDS)
 def home(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Home]:
-    with fresh_database(request, tmp_path) as url:
-        settings = (
-            Settings() if request.param == "sqlite" else Settings(extra={"database_url": url})
-        )
-        yield init_home(tmp_path / "h", settings)
+    with home_on_backend(request, tmp_path) as made:
+        yield made
 
 
 def sde(home: Home, *args: str) -> tuple[int, str, str]:

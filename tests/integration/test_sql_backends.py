@@ -5,7 +5,7 @@ Every SQL test runs on SQLite in ``tmp_path`` and on PostgreSQL (ids ``sqlite`` 
 ``tests/postgres.py``), or ``SDE_TEST_POSTGRES_URL`` when set, naming a server where the
 test user may create databases (e.g. ``postgresql+psycopg://sde@/postgres?host=/tmp/pg``):
 each test gets a fresh database, dropped afterwards. Other SQL test modules import
-``SQL_BACKENDS`` and ``fresh_database`` from here.
+``SQL_BACKENDS`` and ``fresh_database`` (or ``home_on_backend``) from here.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from sde.adapters.sql import (
     upgrade,
 )
 from sde.errors import ConfigError
+from sde.services.home import Home, Settings, init_home
 from tests import postgres
 
 pytestmark = pytest.mark.sql
@@ -63,6 +64,16 @@ def fresh_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[s
         return
     with postgres.fresh_database(request.getfixturevalue("postgres_admin_url")) as url:
         yield url
+
+
+@contextmanager
+def home_on_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Home]:
+    """A new home whose control database is on the backend ``request.param`` names."""
+    with fresh_database(request, tmp_path) as url:
+        settings = (
+            Settings() if request.param == "sqlite" else Settings(extra={"database_url": url})
+        )
+        yield init_home(tmp_path / "h", settings)
 
 
 @pytest.fixture(params=SQL_BACKENDS)
