@@ -44,6 +44,22 @@ if [ "${SDE_SETUP_OPA:-0}" = "1" ]; then
     fi
 fi
 
+# --- an S3 server (only when asked: the object-storage lake tests need one) -----------
+# versitygw, an Apache-2.0 S3 gateway that keeps objects as plain files, from its Go module.
+VERSITYGW_VERSION="v1.8.0"
+if [ "${SDE_SETUP_OBJSTORE:-0}" = "1" ]; then
+    if [ "$(cat .build/bin/.versitygw-stamp 2>/dev/null)" != "$VERSITYGW_VERSION" ] \
+        || [ ! -x .build/bin/versitygw ]; then
+        command -v go >/dev/null || { say "needs Go to build versitygw"; exit 1; }
+        say "building versitygw $VERSITYGW_VERSION from its Go module (about a minute, once)"
+        mkdir -p .build/bin
+        GOBIN="$root/.build/bin" GOFLAGS="-mod=mod -buildvcs=false" GOTOOLCHAIN=local \
+            go install -trimpath -ldflags "-s -w" \
+            "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
+        printf '%s' "$VERSITYGW_VERSION" >.build/bin/.versitygw-stamp
+    fi
+fi
+
 # --- kube-apiserver and etcd (only when asked: the kube tests need them) --------------
 if [ "${SDE_SETUP_KUBE:-0}" = "1" ]; then
     bash "$root/scripts/setup_kube.sh"

@@ -3,11 +3,18 @@
 Tables sde creates are append-only (``delta.appendOnly``): a delete or overwrite is
 refused by the table itself. Each append is one commit; ``custom_metadata`` is stored
 with the commit (sde puts the source file's SHA-256 there, never a patient value).
+
+A table is a local folder (a :class:`~pathlib.Path`) or a :class:`RemoteTable` on object
+storage (``s3://``, ``az://``/``abfss://``, ``gs://``) with the storage options delta-rs
+needs (endpoint, credentials). Commits on object storage are conditional writes
+(``If-None-Match: *``): two writers never overwrite each other's commit, so no locking
+service is needed where the store honours that header (AWS S3, MinIO, versitygw, Azure).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,21 +26,61 @@ from deltalake.exceptions import SchemaMismatchError
 from sde.errors import InputError
 
 APPEND_ONLY = {"delta.appendOnly": "true"}
+REMOTE_SCHEMES = ("s3://", "s3a://", "az://", "abfs://", "abfss://", "gs://")
 
 
-def exists(table_path: Path) -> bool:
-    return bool(DeltaTable.is_deltatable(str(table_path)))
+@dataclass(frozen=True)
+class RemoteTable:
+    """A table (or a folder of tables) on object storage, e.g. ``s3://lake/linked/gp``.
+    ``storage_options`` are delta-rs's (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ...);
+    they are never shown (not in ``repr``, not in a message)."""
+
+    uri: str
+    storage_options: Mapping[str, str] = field(default_factory=dict, repr=False, hash=False)
+
+    def __post_init__(self) -> None:
+        if not self.uri.startswith(REMOTE_SCHEMES):
+            raise InputError(
+                f"an object-storage location must start with one of {', '.join(REMOTE_SCHEMES)}"
+            )
+
+    @property
+    def name(self) -> str:
+        return self.uri.rstrip("/").rsplit("/", 1)[-1]
+
+    def __truediv__(self, child: str) -> RemoteTable:
+        return RemoteTable(f"{self.uri.rstrip('/')}/{child}", self.storage_options)
+
+    def __str__(self) -> str:
+        return self.uri
 
 
-def version(table_path: Path) -> int | None:
+Location = Path | RemoteTable
+
+
+def _open(table: Location, version: int | None = None) -> DeltaTable:
+    if isinstance(table, RemoteTable):
+        return DeltaTable(table.uri, version=version, storage_options=dict(table.storage_options))
+    return DeltaTable(str(table), version=version)
+
+
+def exists(table: Location) -> bool:
+    if isinstance(table, RemoteTable):
+        return bool(
+            DeltaTable.is_deltatable(table.uri, storage_options=dict(table.storage_options))
+        )
+    return bool(DeltaTable.is_deltatable(str(table)))
+
+
+def version(table: Location) -> int | None:
     """The table's current version, or None if there is no table there."""
-    if not exists(table_path):
+    if not exists(table):
         return None
-    return int(DeltaTable(str(table_path)).version())
+    return int(_open(table).version())
 
 
 def append(
-    table_path: Path,
+    table_path: Location,
     data: pa.Table | pa.RecordBatchReader,
     *,
     custom_metadata: Mapping[str, str] | None = None,
@@ -41,7 +88,8 @@ def append(
     """Append ``data`` as one commit (creating an append-only table on first write) and
     return the table's new version. A reader is streamed: nothing is committed if it
     raises part-way."""
-    table_path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(table_path, Path):
+        table_path.parent.mkdir(parents=True, exist_ok=True)
     configuration = None if exists(table_path) else APPEND_ONLY
     try:
         write_deltalake(
@@ -50,6 +98,9 @@ def append(
             mode="append",
             configuration=configuration,
             commit_properties=CommitProperties(custom_metadata=dict(custom_metadata or {})),
+            storage_options=(
+                dict(table_path.storage_options) if isinstance(table_path, RemoteTable) else None
+            ),
         )
     except SchemaMismatchError:
         raise InputError(
@@ -62,7 +113,7 @@ def append(
 
 
 def read(
-    table_path: Path,
+    table_path: Location,
     version: int | None = None,
     columns: Sequence[str] | None = None,
 ) -> pa.Table:
@@ -70,7 +121,7 @@ def read(
     return dataset(table_path, version).to_table(columns=list(columns) if columns else None)
 
 
-def dataset(table_path: Path, version: int | None = None) -> pads.Dataset:
+def dataset(table_path: Location, version: int | None = None) -> pads.Dataset:
     """An Arrow dataset over the table at ``version``: filters and projections are
     pushed down, batches are streamed.
 
@@ -80,7 +131,7 @@ def dataset(table_path: Path, version: int | None = None) -> pads.Dataset:
     scanner threads can outlive the interpreter and abort the process at exit
     ("terminate called without an active exception", apache/arrow#45214); that path is
     kept for anything else."""
-    table = DeltaTable(str(table_path), version=version)
+    table = _open(table_path, version)
     uris = table.file_uris()
     plain = (
         not table.metadata().partition_columns
@@ -93,15 +144,15 @@ def dataset(table_path: Path, version: int | None = None) -> pads.Dataset:
     return pads.dataset(uris, format="parquet", schema=schema)
 
 
-def history(table_path: Path) -> list[dict[str, Any]]:
+def history(table_path: Location) -> list[dict[str, Any]]:
     """Commit history, newest first (each with ``version`` and any custom metadata)."""
     if not exists(table_path):
         return []
-    return list(DeltaTable(str(table_path)).history())
+    return list(_open(table_path).history())
 
 
 def batches(
-    table_path: Path,
+    table_path: Location,
     *,
     version: int | None = None,
     columns: Sequence[str] | None = None,

@@ -1,0 +1,96 @@
+"""A real S3 server for the tests of the lake on object storage: versitygw (an S3 gateway
+that keeps objects as plain files), built from its Go module by ``scripts/setup.sh`` with
+``SDE_SETUP_OBJSTORE=1`` (``./run test`` does), run on 127.0.0.1 over a temporary folder.
+
+A bucket is a top-level folder of that folder (versitygw's ``posix`` backend), so the
+tests make one without an S3 client. Credentials are made up per run.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.browser import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+VERSITYGW = ROOT / ".build" / "bin" / "versitygw"
+SETUP = "`SDE_SETUP_OBJSTORE=1 bash scripts/setup.sh`"
+
+
+@dataclass(frozen=True)
+class S3Server:
+    endpoint: str
+    access_key: str
+    secret_key: str
+    root: Path
+    """The folder the server keeps buckets and objects in."""
+
+    def storage_options(self, **changes: str) -> dict[str, str]:
+        """delta-rs's options to reach this server (``changes`` override some)."""
+        options = {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ALLOW_HTTP": "true",
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_REGION": "us-east-1",
+        }
+        options.update(changes)
+        return options
+
+    def bucket(self, name: str) -> str:
+        (self.root / name).mkdir(exist_ok=True)
+        return f"s3://{name}"
+
+
+@contextmanager
+def s3_server(folder: Path, timeout_s: float = 15.0) -> Iterator[S3Server]:
+    if not VERSITYGW.exists():
+        pytest.fail(f"the object-storage tests need versitygw: run {SETUP}", pytrace=False)
+    root = folder / "objects"
+    root.mkdir(parents=True)
+    port = free_port()
+    access, secret = "sde-test", secrets.token_urlsafe(18)
+    log = folder / "versitygw.log"
+    env = {**os.environ, "ROOT_ACCESS_KEY": access, "ROOT_SECRET_KEY": secret}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(VERSITYGW), "--port", f"127.0.0.1:{port}", "posix", str(root)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"versitygw exited ({process.returncode}); see {log}", pytrace=False)
+            try:
+                urllib.request.urlopen(endpoint, timeout=0.5)
+                break
+            except urllib.error.HTTPError:
+                break  # it answers (403 to an unsigned request): it is up
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"versitygw did not start; see {log}", pytrace=False)
+            time.sleep(0.05)
+        yield S3Server(endpoint, access, secret, root)
+    finally:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
