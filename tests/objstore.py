@@ -10,10 +10,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser import free_port
+from tests.processes import running
 
 ROOT = Path(__file__).resolve().parent.parent
 VERSITYGW = ROOT / ".build" / "bin" / "versitygw"
@@ -61,36 +58,17 @@ def s3_server(folder: Path, timeout_s: float = 15.0) -> Iterator[S3Server]:
     root.mkdir(parents=True)
     port = free_port()
     access, secret = "sde-test", secrets.token_urlsafe(18)
-    log = folder / "versitygw.log"
     env = {**os.environ, "ROOT_ACCESS_KEY": access, "ROOT_SECRET_KEY": secret}
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(VERSITYGW), "--port", f"127.0.0.1:{port}", "posix", str(root)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
     endpoint = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"versitygw exited ({process.returncode}); see {log}", pytrace=False)
-            try:
-                urllib.request.urlopen(endpoint, timeout=0.5)
-                break
-            except urllib.error.HTTPError:
-                break  # it answers (403 to an unsigned request): it is up
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"versitygw did not start; see {log}", pytrace=False)
-            time.sleep(0.05)
+    argv = [str(VERSITYGW), "--port", f"127.0.0.1:{port}", "posix", str(root)]
+    # it answers an unsigned request with 403: any status means it is up
+    with running(
+        argv,
+        name="versitygw",
+        ready_url=endpoint,
+        log=folder / "versitygw.log",
+        env=env,
+        any_status=True,
+        timeout_s=timeout_s,
+    ):
         yield S3Server(endpoint, access, secret, root)
-    finally:
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)

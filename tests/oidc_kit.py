@@ -12,8 +12,6 @@ import os
 import re
 import secrets
 import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ import httpx
 import pytest
 
 from tests.browser import free_port
+from tests.processes import running
 
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCHER = ROOT / "tests" / "oidc_provider.js"
@@ -79,36 +78,16 @@ def oidc_provider(
     if client_jwks is not None:
         env["OIDC_TEST_CLIENT_JWKS"] = json.dumps(client_jwks)
     issuer = f"http://127.0.0.1:{port}"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [node, str(LAUNCHER), str(port), CLIENT_ID, secret, REDIRECT_URL],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if process.poll() is not None:
-                pytest.fail(
-                    f"the OpenID provider exited ({process.returncode}); see {log}", pytrace=False
-                )
-            try:
-                if httpx.get(f"{issuer}/.well-known/openid-configuration").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the OpenID provider did not start; see {log}", pytrace=False)
-            time.sleep(0.05)
+    argv = [node, str(LAUNCHER), str(port), CLIENT_ID, secret, REDIRECT_URL]
+    with running(
+        argv,
+        name="the OpenID provider",
+        ready_url=f"{issuer}/.well-known/openid-configuration",
+        log=log,
+        env=env,
+        timeout_s=timeout_s,
+    ):
         yield Provider(issuer, CLIENT_ID, secret, REDIRECT_URL)
-    finally:
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
 
 
 _FORM = re.compile(r'<form[^>]*action="([^"]+)"', re.IGNORECASE)

@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import copy
 import os
-import socket
 import stat
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -42,8 +40,10 @@ from sde.services.home import Settings, open_home
 from sde.web.patient_oidc import PRIVATE_KEY_ENV as PATIENT_KEY_ENV
 from sde.web.patient_oidc import SECRET_ENV as PATIENT_SECRET_ENV
 from sde.web.patient_oidc import patient_oidc_settings
+from tests.browser import free_port
 from tests.kube_server import KubeServer
 from tests.kube_server import kube_server as kube_server  # the session fixture
+from tests.processes import running
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "helm" / "sde"
@@ -611,13 +611,6 @@ def test_the_opa_config_map_is_exactly_the_policies(rendered: list[Doc]) -> None
     assert len(checksum) == 64  # a policy change rolls the OPA pods
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def mount_config_map(data: dict[str, str], folder: Path) -> None:
     """``data`` laid out as the kubelet mounts a ConfigMap volume: the files in a
     ``..<timestamp>`` folder, ``..data`` linking to it, and each key a link through it."""
@@ -650,31 +643,11 @@ def opa_over_the_config_map(tmp_path: Path) -> Iterator[str]:
         else arg
         for arg in container["args"]
     ]
-    log = tmp_path / "opa.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen([str(OPA), *args], stdout=sink, stderr=sink)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"OPA exited: {log.read_text(errors='replace')[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/health?bundles", timeout=0.5) as answer:
-                    if answer.status == 200:
-                        break
-            except (urllib.error.URLError, OSError):
-                pass
-            assert time.monotonic() < deadline, "OPA did not become ready in 20 s"
-            time.sleep(0.05)
+    with running(
+        [str(OPA), *args], name="OPA", ready_url=f"{url}/health?bundles", log=tmp_path / "opa.log"
+    ):
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
 
 
 @pytest.mark.opa
