@@ -27,7 +27,7 @@ import io
 import json
 import os
 import shutil
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote
@@ -38,6 +38,7 @@ from sde.errors import ConfigError, InputError, StateError
 from sde.services.audit import PublishedCheckpoint, checkpoints_from_bytes
 from sde.services.register import (
     FORMAT,
+    FlowEntry,
     ProjectEntry,
     Register,
     check_history,
@@ -111,6 +112,23 @@ def site_files(register: Register) -> dict[str, bytes]:
     def data(path: str, key: str, items: Any) -> None:
         files[path] = to_json({"format": FORMAT, "checkpoint": checkpoint, key: items})
 
+    def section(
+        stem: str,
+        template: str,
+        *,
+        words: str,
+        key: str,
+        items: Any,
+        columns: Sequence[str],
+        rows: Iterable[Sequence[object]],
+        **context: Any,
+    ) -> None:
+        """A list page with the same list as JSON and CSV beside it."""
+        name = PurePosixPath(stem).name
+        page(f"{stem}.html", template, downloads=_downloads(name, words), **context)
+        data(f"{stem}.json", key, items)
+        files[f"{stem}.csv"] = to_csv(columns, rows)
+
     # index
     page(
         "index.html",
@@ -125,33 +143,30 @@ def site_files(register: Register) -> dict[str, bytes]:
     )
     files["checkpoint.json"] = to_json({"format": FORMAT, **checkpoint})
 
-    # checkpoint history
     history = extend_history(register.history, register.checkpoint)
-    page(
+    section(
+        "checkpoints",
         "checkpoints.html",
-        "checkpoints.html",
+        words="Every audit checkpoint",
+        key="checkpoints",
+        items=[c.to_json() for c in history],
+        columns=CHECKPOINT_COLUMNS,
+        rows=([c.seq, c.hash, c.published_at] for c in history),
         title="Audit checkpoints",
         section="checkpoints",
-        downloads=_downloads("checkpoints", "Every audit checkpoint"),
         history=history,
     )
-    data("checkpoints.json", "checkpoints", [c.to_json() for c in history])
-    files["checkpoints.csv"] = to_csv(
-        CHECKPOINT_COLUMNS, ([c.seq, c.hash, c.published_at] for c in history)
-    )
-
-    # projects
-    page(
-        "projects/index.html",
+    section(
+        "projects/index",
         "projects.html",
+        words="All project applications",
+        key="projects",
+        items=[p.to_json() for p in register.projects],
+        columns=PROJECT_COLUMNS,
+        rows=(project_row(p) for p in register.projects),
         title="Project applications",
         section="projects",
-        downloads=_downloads("index", "All project applications"),
         projects=register.projects,
-    )
-    data("projects/index.json", "projects", [p.to_json() for p in register.projects])
-    files["projects/index.csv"] = to_csv(
-        PROJECT_COLUMNS, (project_row(p) for p in register.projects)
     )
     for p in register.projects:
         page(
@@ -165,50 +180,74 @@ def site_files(register: Register) -> dict[str, bytes]:
             releases=[r for r in register.releases if r.project_id == p.id],
         )
         data(f"projects/{p.id}.json", "project", p.to_json())
-
-    # flows
-    page(
+    section(
+        "flows",
         "flows.html",
-        "flows.html",
+        words="All data flows",
+        key="flows",
+        items=[f.to_json() for f in register.flows],
+        columns=FLOW_COLUMNS,
+        rows=(flow_row(f) for f in register.flows),
         title="Data flows",
         section="flows",
-        downloads=_downloads("flows", "All data flows"),
         flows=register.flows,
     )
-    data("flows.json", "flows", [f.to_json() for f in register.flows])
-    files["flows.csv"] = to_csv(
-        FLOW_COLUMNS,
-        (
-            [
-                f.at,
-                f.project_id,
-                f.kind,
-                f.dataset,
-                f.rows,
-                f.patients_removed,
-                "; ".join(f"{r.rule}={r.patients}" for r in f.removed_by_rule),
-                f.source_version,
-                f.extract_version,
-                f.recorded_from,
-            ]
-            for f in register.flows
-        ),
-    )
-
-    # releases
-    page(
+    section(
+        "releases",
         "releases.html",
-        "releases.html",
+        words="All released files",
+        key="releases",
+        items=[r.to_json() for r in register.releases],
+        columns=RELEASE_COLUMNS,
+        rows=release_rows(register),
         title="Released results",
         section="releases",
-        downloads=_downloads("releases", "All released files"),
         releases=register.releases,
     )
-    data("releases.json", "releases", [r.to_json() for r in register.releases])
-    files["releases.csv"] = to_csv(
-        RELEASE_COLUMNS,
-        (
-            [
+    files.update(register.code)
+    section(
+        "sanctions",
+        "sanctions.html",
+        words="All sanctions",
+        key="sanctions",
+        items={
+            "person_bans": [b.to_json() for b in register.person_bans],
+            "organisation_bans": [b.to_json() for b in register.organisation_bans],
+            "project_status_changes": [c.to_json() for c in register.status_changes],
+        },
+        columns=SANCTION_COLUMNS,
+        rows=sanction_rows(register),
+        title="Sanctions and incidents",
+        section="sanctions",
+        person_bans=register.person_bans,
+        organisation_bans=register.organisation_bans,
+        status_changes=register.status_changes,
+    )
+
+    files["static/register.css"] = (TEMPLATES / "register.css").read_bytes()
+    return dict(sorted(files.items()))
+
+
+def flow_row(f: FlowEntry) -> list[object]:
+    return [
+        f.at,
+        f.project_id,
+        f.kind,
+        f.dataset,
+        f.rows,
+        f.patients_removed,
+        "; ".join(f"{r.rule}={r.patients}" for r in f.removed_by_rule),
+        f.source_version,
+        f.extract_version,
+        f.recorded_from,
+    ]
+
+
+def release_rows(register: Register) -> Iterator[list[object]]:
+    """One row per released file."""
+    for r in register.releases:
+        for f in r.files:
+            yield [
                 r.released_at,
                 r.request_id,
                 r.project_id,
@@ -221,36 +260,6 @@ def site_files(register: Register) -> dict[str, bytes]:
                 f.sha256,
                 f.code_path,
             ]
-            for r in register.releases
-            for f in r.files
-        ),
-    )
-    files.update(register.code)
-
-    # sanctions
-    page(
-        "sanctions.html",
-        "sanctions.html",
-        title="Sanctions and incidents",
-        section="sanctions",
-        downloads=_downloads("sanctions", "All sanctions"),
-        person_bans=register.person_bans,
-        organisation_bans=register.organisation_bans,
-        status_changes=register.status_changes,
-    )
-    data(
-        "sanctions.json",
-        "sanctions",
-        {
-            "person_bans": [b.to_json() for b in register.person_bans],
-            "organisation_bans": [b.to_json() for b in register.organisation_bans],
-            "project_status_changes": [c.to_json() for c in register.status_changes],
-        },
-    )
-    files["sanctions.csv"] = to_csv(SANCTION_COLUMNS, sanction_rows(register))
-
-    files["static/register.css"] = (TEMPLATES / "register.css").read_bytes()
-    return dict(sorted(files.items()))
 
 
 PROJECT_COLUMNS = (
