@@ -42,7 +42,9 @@ from sde.services.audit import MemoryAuditLog
 from sde.services.decisions import AuditedPolicyEngine, input_digest
 from sde.services.home import Home, Settings
 from sde.services.wiring import policy_engine
+from tests.browser import free_port
 from tests.integration.test_rego_opa import ACCESS_BASE, CORPORA, OPA, with_path
+from tests.processes import running
 
 pytestmark = pytest.mark.opa
 
@@ -60,13 +62,6 @@ MARKED_INPUT = with_path(ACCESS_BASE, "person/id", MARKER)
 class OpaServer:
     url: str
     bundle_hash: str
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def build_bundle(policy_dir: Path, out: Path, revision: str | None) -> None:
@@ -90,48 +85,22 @@ def running_opa(policy_dir: Path, workdir: Path, *, revision: str | None) -> Ite
     bundle = workdir / "bundle.tar.gz"
     build_bundle(policy_dir, bundle, revision)
     port = free_port()
-    log = workdir / "opa.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [
-                str(OPA),
-                "run",
-                "--server",
-                "--addr",
-                f"127.0.0.1:{port}",
-                "--log-level",
-                "error",
-                "--shutdown-grace-period",
-                "1",
-                "-b",
-                str(bundle),
-            ],
-            stdout=sink,
-            stderr=sink,
-        )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"OPA exited at start-up: {log.read_text(errors='replace')}")
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=0.5) as answer:
-                    if answer.status == 200:
-                        break
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("OPA did not answer /health within 20 s")
-            time.sleep(0.05)
+    url = f"http://127.0.0.1:{port}"
+    argv = [
+        str(OPA),
+        "run",
+        "--server",
+        "--addr",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "error",
+        "--shutdown-grace-period",
+        "1",
+        "-b",
+        str(bundle),
+    ]
+    with running(argv, name="OPA", ready_url=f"{url}/health", log=workdir / "opa.log"):
         yield OpaServer(url, revision or "")
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
 
 
 @pytest.fixture(scope="session")
