@@ -65,6 +65,12 @@ if [ "${SDE_SETUP_KUBE:-0}" = "1" ]; then
     bash "$root/scripts/setup_kube.sh"
 fi
 
+# --- Delta's jars for Apache Spark (only when asked: the Spark tests need them) --------
+# PySpark comes from the lock (the `spark` extra); the jars from Maven Central, pinned.
+if [ "${SDE_SETUP_SPARK:-0}" = "1" ]; then
+    bash "$root/scripts/setup_spark.sh"
+fi
+
 # --- PostgreSQL server binaries (only when asked: the SQL tests start a throwaway ------
 # cluster of their own in a temp dir; no system cluster or service is ever used) -------
 if [ "${SDE_SETUP_POSTGRES:-0}" = "1" ]; then

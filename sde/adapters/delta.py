@@ -66,9 +66,16 @@ def _open(table: Location, version: int | None = None) -> DeltaTable:
 
 def exists(table: Location) -> bool:
     if isinstance(table, RemoteTable):
-        return bool(
-            DeltaTable.is_deltatable(table.uri, storage_options=dict(table.storage_options))
-        )
+        try:
+            return bool(
+                DeltaTable.is_deltatable(table.uri, storage_options=dict(table.storage_options))
+            )
+        except OSError as exc:
+            # A refusing or unreachable store is not "no table" (fail closed, and say why
+            # without the store's message).
+            from sde.adapters.lake_files import unavailable
+
+            raise unavailable(table, exc) from None
     return bool(DeltaTable.is_deltatable(str(table)))
 
 

@@ -97,7 +97,7 @@ _SETTING = re.compile(r'configuration option "([a-z_]{1,64})"')
 
 
 def locked_connection(
-    tables: Mapping[str, Path],
+    tables: Mapping[str, delta.Location],
     *,
     versions: Mapping[str, int] | None = None,
     memory_limit: str = "2GB",

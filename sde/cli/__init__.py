@@ -1,5 +1,5 @@
 """The ``sde`` command. The only place that reads the environment (``SDE_HOME``,
-``SDE_MASTER_KEY``); everything below it takes plain values.
+``SDE_MASTER_KEY``, the lake's ``SDE_LAKE_*``); everything below it takes plain values.
 
 Each command group lives in a module of this package and registers itself on ``main``.
 """
@@ -15,7 +15,13 @@ from typing import Any, TypeVar
 import click
 
 from sde.errors import SdeError
-from sde.services.home import Home, init_home, open_home, parse_key_override
+from sde.services.home import (
+    Home,
+    init_home,
+    lake_environment,
+    open_home,
+    parse_key_override,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -36,10 +42,21 @@ def home_option(func: F) -> F:
 
 
 def load_home(home_dir: Path | None) -> Home:
-    """Open the home named on the command line or by the environment."""
+    """Open the home named on the command line or by the environment. With a lake on
+    object storage, its credentials come from the ``SDE_LAKE_*`` variables, and the store
+    is listed once so that wrong credentials or an unreachable store fail here, clearly."""
     override = os.environ.get("SDE_MASTER_KEY")
     key = parse_key_override(override) if override else None
-    return open_home(home_dir or default_home(), key_override=key)
+    home = open_home(
+        home_dir or default_home(),
+        key_override=key,
+        lake_environment=lake_environment(os.environ),
+    )
+    if home.lake_is_remote:
+        from sde.adapters.lake_files import check_access
+
+        check_access(home.lake)
+    return home
 
 
 class SdeGroup(click.Group):

@@ -10,6 +10,10 @@ cluster (see docs/workspaces-kubernetes.md).
   validated when the settings are made, so an unsafe pod cannot be built from them.
 - :func:`build_pod` makes a workspace Pod; :func:`build_network_policy` makes the
   per-project NetworkPolicy that confines those pods.
+- With the lake on object storage, :class:`StoreExtract` says where a project's extract
+  is (its URL, the store's plain options, and the Secret its credentials come from, by
+  ``secretKeyRef``); ``build_pod`` then mounts no extract volume, and the pods may reach
+  the store's addresses given in ``object_store_egress`` (:class:`ObjectStoreEgress`).
 - :func:`check_pod_restricted` checks a pod against the Pod Security Standards
   "restricted" profile (:data:`RESTRICTED_RULES`), as pure rules, and returns the
   violations. The builder's pods pass it.
@@ -20,7 +24,9 @@ caller's mappings. Errors name settings, rules and containers; env values never 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import ipaddress
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -76,7 +82,14 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SESSION_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
 # Names that suggest a secret. Secrets reach a pod through secretKeyRef, never as literals
 # in the pod spec (anyone who can read the pod could read them).
-_SECRET_ENV = re.compile(r"(^|_)KEY$|SECRET|PASSWORD|PASSWD|TOKEN|CREDENTIAL|PRIVATE", re.I)
+_SECRET_ENV = re.compile(
+    r"(^|_)KEY$|ACCESS_KEY|SECRET|PASSWORD|PASSWD|TOKEN|CREDENTIAL|PRIVATE", re.I
+)
+# A Secret's data key (k8s.io/apimachinery IsConfigMapKey).
+_SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
+# An object-store URL as a workspace is given it: scheme://bucket[/prefix], no spaces,
+# query or fragment (the home's lake settings check it fully).
+_STORE_URL = re.compile(r"^[a-z][a-z0-9+.-]*://[^\s?#/]+(/[^\s?#]*)?$")
 
 # Container image references (the grammar of distribution/reference, without IPv6 hosts).
 _IMAGE_DOMAIN = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]+)?)"  # noqa: E501
@@ -320,6 +333,181 @@ class ExtractVolume:
         }
 
 
+EnvPairs = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class StoreExtract:
+    """A project's extract on object storage, as its workspace pods read it (the lake is
+    on object storage: ``lake:`` in config.yaml, docs/lake.md).
+
+    ``url`` becomes ``SDE_EXTRACT``; ``options`` (the store's plain options: endpoint,
+    region, ...) become plain variables under their own names. With a per-project Secret
+    (``secret_name``), each of ``secret_keys`` (and of ``optional_secret_keys``, which the
+    Secret may lack) becomes a variable of the same name taken from the Secret's key of
+    that name by ``secretKeyRef``: the credential is never a literal in the pod spec.
+    Without a Secret the pod has no credential variables and the store's own chain
+    (workload identity) decides.
+
+    Checked when made (``ConfigError`` names the field, never a value): an option whose
+    name looks like a secret is refused, except a path to one (a name ending ``_FILE``,
+    e.g. ``AWS_WEB_IDENTITY_TOKEN_FILE``); names are variable names and never sde's own
+    (:data:`RESERVED_ENV`); values hold no ``$(`` (Kubernetes would expand it) and no
+    ``{`` or ``}`` (KubeSpawner would)."""
+
+    url: str
+    options: EnvPairs = ()
+    secret_name: str | None = None
+    secret_keys: tuple[str, ...] = ()
+    optional_secret_keys: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        where = "the extract on object storage"
+        if not isinstance(self.url, str) or not _STORE_URL.match(self.url):
+            raise ConfigError(f"{where}: 'url' must be an object-store URL (scheme://bucket/...)")
+        authority = self.url.split("://", 1)[1].split("/", 1)[0]
+        if ":" in authority.rpartition("@")[0]:
+            raise ConfigError(f"{where}: 'url' holds user information (a credential)")
+        _check_literal(f"{where}: 'url'", self.url)
+        if not isinstance(self.options, tuple):
+            raise ConfigError(f"{where}: 'options' must be pairs of name and value")
+        names: set[str] = set()
+        for pair in self.options:
+            if not (isinstance(pair, tuple) and len(pair) == 2):
+                raise ConfigError(f"{where}: 'options' must be pairs of name and value")
+            name, value = pair
+            _check_store_name(f"{where}: option", name, names)
+            if _SECRET_ENV.search(name) and not name.endswith("_FILE"):
+                raise ConfigError(
+                    f"{where}: option {name!r} looks like a credential: credentials reach "
+                    "a pod by secretKeyRef only"
+                )
+            if not isinstance(value, str):
+                raise ConfigError(f"{where}: option {name!r} must have a text value")
+            _check_literal(f"{where}: option {name!r}", value)
+        keys = (*self.secret_keys, *self.optional_secret_keys)
+        if self.secret_name is None:
+            if keys:
+                raise ConfigError(f"{where}: credential keys need 'secret_name'")
+            return
+        if not isinstance(self.secret_name, str) or not is_dns_subdomain(self.secret_name):
+            raise ConfigError(f"{where}: 'secret_name' is not a valid Secret name")
+        if not keys:
+            raise ConfigError(f"{where}: 'secret_name' needs at least one credential key")
+        for key in keys:
+            _check_store_name(f"{where}: credential key", key, names)
+            if not _SECRET_KEY.match(key):
+                raise ConfigError(f"{where}: credential key {key!r} is not a Secret key")
+
+    def plain_env(self) -> dict[str, str]:
+        """``SDE_EXTRACT`` (the URL) and the store's plain options."""
+        return {"SDE_EXTRACT": self.url, **dict(self.options)}
+
+    def credential_env(self) -> list[dict[str, Any]]:
+        """The credential variables, each a ``secretKeyRef`` on the project's Secret
+        (``optional: true`` for the keys it may lack); none without a Secret."""
+        if self.secret_name is None:
+            return []
+        optional = set(self.optional_secret_keys)
+        out: list[dict[str, Any]] = []
+        for key in sorted((*self.secret_keys, *self.optional_secret_keys)):
+            ref: dict[str, Any] = {"name": self.secret_name, "key": key}
+            if key in optional:
+                ref["optional"] = True
+            out.append({"name": key, "valueFrom": {"secretKeyRef": ref}})
+        return out
+
+    def env_names(self) -> frozenset[str]:
+        """Every variable this extract sets (``SDE_EXTRACT`` aside)."""
+        names = [name for name, _ in self.options]
+        return frozenset([*names, *self.secret_keys, *self.optional_secret_keys])
+
+
+def _check_store_name(where: str, name: object, seen: set[str]) -> None:
+    if not isinstance(name, str) or not _ENV_NAME.match(name):
+        raise ConfigError(f"{where} {name!r} is not a valid variable name")
+    if name in RESERVED_ENV:
+        raise ConfigError(f"{where} {name!r} is set by sde")
+    if name in seen:
+        raise ConfigError(f"{where} {name!r} is given twice")
+    seen.add(name)
+
+
+def _check_literal(where: str, value: str) -> None:
+    if "$(" in value or "{" in value or "}" in value:
+        raise ConfigError(
+            f"{where} must not contain '$(', '{{' or '}}' (Kubernetes or KubeSpawner would "
+            "expand them)"
+        )
+
+
+WIDE_EGRESS_PREFIX: dict[int, int] = {4: 8, 6: 32}
+"""An ``object_store_egress`` block with a shorter prefix than this (per IP version) is
+"wide" (``0.0.0.0/0`` and ``::/0`` above all): refused unless
+``allow_wide_object_store_egress`` is true."""
+
+
+@dataclass(frozen=True)
+class ObjectStoreEgress:
+    """One address block (``cidr``) where the lake's object store answers, and its TCP
+    ``ports``: the workspace pods may connect there (only there) when the lake is on
+    object storage."""
+
+    cidr: str
+    ports: tuple[int, ...] = (443,)
+
+    def __post_init__(self) -> None:
+        where = "workspaces object_store_egress"
+        if not isinstance(self.cidr, str):
+            raise ConfigError(f"{where} 'cidr' must be text")
+        try:
+            network = ipaddress.ip_network(self.cidr, strict=True)
+        except ValueError:
+            raise ConfigError(
+                f"{where} 'cidr' {self.cidr!r} is not an address block such as 10.20.0.0/16 "
+                "(with the host bits zero)"
+            ) from None
+        if str(network) != self.cidr:
+            raise ConfigError(f"{where} 'cidr' {self.cidr!r} must be written as {network}")
+        if not isinstance(self.ports, tuple) or not self.ports:
+            raise ConfigError(f"{where} {self.cidr}: 'ports' must list at least one port")
+        for port in self.ports:
+            if _not_whole(port) or not 0 < port < 65536:
+                raise ConfigError(f"{where} {self.cidr}: 'ports' must be port numbers")
+        if len(set(self.ports)) != len(self.ports):
+            raise ConfigError(f"{where} {self.cidr}: a port is given twice")
+
+    @property
+    def is_wide(self) -> bool:
+        network = ipaddress.ip_network(self.cidr)
+        return network.prefixlen < WIDE_EGRESS_PREFIX[network.version]
+
+    @classmethod
+    def from_mapping(cls, data: Any) -> ObjectStoreEgress:
+        where = "workspaces object_store_egress"
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"each {where} entry must be a mapping (cidr, ports)")
+        _refuse_unknown(f"{where} entry", data, ("cidr", "ports"))
+        cidr = data.get("cidr")
+        if not isinstance(cidr, str):
+            raise ConfigError(f"each {where} entry needs a 'cidr' (e.g. 10.20.0.0/16)")
+        # Written out in full (a bare address is its /32 or /128); a block that is not
+        # one is refused, with the reason, by the constructor.
+        with contextlib.suppress(ValueError):
+            cidr = str(ipaddress.ip_network(cidr.strip(), strict=True))
+        ports = data.get("ports", [443])
+        if not isinstance(ports, Sequence) or isinstance(ports, str):
+            raise ConfigError(f"{where} {cidr}: 'ports' must be a list of port numbers")
+        return cls(cidr=cidr, ports=tuple(ports))
+
+    def to_rule(self) -> dict[str, Any]:
+        """The NetworkPolicy egress rule: this block, these TCP ports."""
+        return {
+            "to": [{"ipBlock": {"cidr": self.cidr}}],
+            "ports": [{"protocol": "TCP", "port": port} for port in self.ports],
+        }
+
+
 @dataclass(frozen=True)
 class PodSettings:
     """The ``workspaces:`` section of ``config.yaml``: how workspace pods are built.
@@ -349,6 +537,8 @@ class PodSettings:
     notebook_port: int = 8888
     hub_port: int = 8081
     sde_service_port: int = 8800
+    object_store_egress: tuple[ObjectStoreEgress, ...] = ()
+    allow_wide_object_store_egress: bool = False
 
     def __post_init__(self) -> None:
         for name in ("namespace", "dns_namespace"):
@@ -392,6 +582,24 @@ class PodSettings:
                 raise ConfigError("workspaces 'tolerations' must be Toleration values")
         if not isinstance(self.extract, ExtractVolume):
             raise ConfigError("workspaces 'extract' must be an ExtractVolume")
+        if not isinstance(self.allow_wide_object_store_egress, bool):
+            raise ConfigError(
+                "workspaces setting 'allow_wide_object_store_egress' must be true or false"
+            )
+        if not isinstance(self.object_store_egress, tuple):
+            raise ConfigError("workspaces 'object_store_egress' must be ObjectStoreEgress values")
+        for block in self.object_store_egress:
+            if not isinstance(block, ObjectStoreEgress):
+                raise ConfigError(
+                    "workspaces 'object_store_egress' must be ObjectStoreEgress values"
+                )
+            if block.is_wide and not self.allow_wide_object_store_egress:
+                raise ConfigError(
+                    f"workspaces object_store_egress {block.cidr} is wider than "
+                    f"/{WIDE_EGRESS_PREFIX[ipaddress.ip_network(block.cidr).version]}: it "
+                    "would let the workspaces reach much of the internet. Give the store's "
+                    "own addresses, or set allow_wide_object_store_egress: true"
+                )
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None) -> PodSettings:
@@ -424,6 +632,16 @@ class PodSettings:
             kwargs["tolerations"] = tuple(Toleration.from_mapping(item) for item in raw)
         if "extract" in data:
             kwargs["extract"] = ExtractVolume.from_mapping(data["extract"])
+        if "object_store_egress" in data:
+            raw = data["object_store_egress"] or []
+            if not isinstance(raw, Sequence) or isinstance(raw, str):
+                raise ConfigError(
+                    "workspaces setting 'object_store_egress' must be a list of mappings "
+                    "(cidr, ports)"
+                )
+            kwargs["object_store_egress"] = tuple(ObjectStoreEgress.from_mapping(i) for i in raw)
+        if "allow_wide_object_store_egress" in data:
+            kwargs["allow_wide_object_store_egress"] = data["allow_wide_object_store_egress"]
         return cls(**kwargs)
 
     def scratch_and_tmp_bytes(self) -> str:
@@ -455,6 +673,8 @@ SETTING_KEYS: tuple[str, ...] = (
     "notebook_port",
     "hub_port",
     "sde_service_port",
+    "object_store_egress",
+    "allow_wide_object_store_egress",
 )
 
 
@@ -629,20 +849,56 @@ def build_pod(
     person_id: str,
     session_name: str,
     env: Mapping[str, str],
+    extract: StoreExtract | None = None,
 ) -> dict[str, Any]:
     """A workspace Pod for one person in one project (a plain dict for the API server).
 
     Non-root, no privilege escalation, no capabilities, seccomp RuntimeDefault, read-only
     root filesystem, no service-account token, no service links, no host namespaces and
     no hostPath; the project's extract read-only at ~/extract, an emptyDir scratch at
-    ~/scratch and one at /tmp, both size-limited; never restarted."""
+    ~/scratch and one at /tmp, both size-limited; never restarted.
+
+    ``extract``: with the lake on object storage, where the extract is
+    (:class:`StoreExtract`): then no extract volume is mounted, ``SDE_EXTRACT`` is its
+    URL, the store's plain options are plain variables and its credentials, if any,
+    ``secretKeyRef`` s on the project's Secret. ``None`` (a local lake): the extract
+    volume from ``settings.extract``."""
     extra_env = check_env(env)
+    if extract is not None and not isinstance(extract, StoreExtract):
+        raise InputError("a workspace's extract on object storage must be a StoreExtract")
     labels = workspace_labels(project_id, person_id)
     check_session_name(session_name)
     labels[LABEL_SESSION] = session_name
     fixed_env = dict(RESERVED_ENV, SDE_PROJECT=project_id, SDE_USER=person_id)
-    environment = [{"name": name, "value": value} for name, value in fixed_env.items()]
+    store_env: dict[str, str] = {}
+    credentials: list[dict[str, Any]] = []
+    if extract is not None:
+        clash = sorted(extract.env_names() & extra_env.keys())
+        if clash:
+            raise InputError(
+                f"workspace env name(s) {', '.join(clash)} are set by sde (the lake's store)"
+            )
+        store_env = extract.plain_env()
+        fixed_env["SDE_EXTRACT"] = store_env.pop("SDE_EXTRACT")
+        credentials = extract.credential_env()
+    environment: list[dict[str, Any]] = [
+        {"name": name, "value": value} for name, value in fixed_env.items()
+    ]
+    environment += [{"name": name, "value": store_env[name]} for name in sorted(store_env)]
+    environment += credentials
     environment += [{"name": name, "value": extra_env[name]} for name in sorted(extra_env)]
+    mounts = [
+        {"name": "extract", "mountPath": EXTRACT_PATH, "readOnly": True},
+        {"name": "scratch", "mountPath": SCRATCH_PATH},
+        {"name": "tmp", "mountPath": TMP_PATH},
+    ]
+    volumes = [
+        settings.extract.to_volume(project_id),
+        {"name": "scratch", "emptyDir": {"sizeLimit": settings.scratch_limit}},
+        {"name": "tmp", "emptyDir": {"sizeLimit": settings.tmp_limit}},
+    ]
+    if extract is not None:  # read from the store: no extract volume at all
+        mounts, volumes = mounts[1:], volumes[1:]
     seccomp = {"type": "RuntimeDefault"}
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
@@ -674,11 +930,7 @@ def build_pod(
             "capabilities": {"drop": ["ALL"]},
             "seccompProfile": dict(seccomp),
         },
-        "volumeMounts": [
-            {"name": "extract", "mountPath": EXTRACT_PATH, "readOnly": True},
-            {"name": "scratch", "mountPath": SCRATCH_PATH},
-            {"name": "tmp", "mountPath": TMP_PATH},
-        ],
+        "volumeMounts": mounts,
     }
     spec: dict[str, Any] = {
         "restartPolicy": "Never",
@@ -695,11 +947,7 @@ def build_pod(
             "seccompProfile": dict(seccomp),
         },
         "containers": [container],
-        "volumes": [
-            settings.extract.to_volume(project_id),
-            {"name": "scratch", "emptyDir": {"sizeLimit": settings.scratch_limit}},
-            {"name": "tmp", "emptyDir": {"sizeLimit": settings.tmp_limit}},
-        ],
+        "volumes": volumes,
     }
     if settings.node_selector:
         spec["nodeSelector"] = dict(settings.node_selector)
@@ -754,8 +1002,10 @@ def build_default_deny(settings: PodSettings) -> dict[str, Any]:
 
 def build_network_policy(settings: PodSettings, *, project_id: str) -> dict[str, Any]:
     """The NetworkPolicy for one project's workspace pods: in, only from the proxy and the
-    hub to the notebook port; out, only to the hub API, the sde service and cluster DNS.
-    No other traffic, so no route to the internet or to other projects' pods."""
+    hub to the notebook port; out, only to the hub API, the sde service and cluster DNS,
+    and, when ``object_store_egress`` is set (the lake is on object storage), to those
+    address blocks on their ports. No other traffic, so no route to the internet or to
+    other projects' pods."""
     services = settings.services_namespace
     tcp = "TCP"
     return {
@@ -797,6 +1047,7 @@ def build_network_policy(settings: PodSettings, *, project_id: str) -> dict[str,
                     "to": [_peer(settings.dns_selector, settings.dns_namespace)],
                     "ports": [{"protocol": "UDP", "port": 53}, {"protocol": tcp, "port": 53}],
                 },
+                *(block.to_rule() for block in settings.object_store_egress),
             ],
         },
     }

@@ -15,7 +15,13 @@
   (``/lab``) as the default page, each person's working directory in
   ``<home>/hub/users/<person>``; ``--allow-root`` for the single-user server when the hub
   runs as root; sessions stopped when their person signs out; people re-checked before each
-  spawn and every five minutes, on their servers' requests too (``auth_refresh_strict``).
+  spawn and every five minutes, on their servers' requests too (``auth_refresh_strict``);
+- the hub-managed services (airlock page, register, patient's page, session guard) get
+  the lake's ``SDE_LAKE_*`` variables the home was opened with (``home.lake_environment``),
+  since a managed service gets only the environment it is given: with the lake on object
+  storage they open the home with the store's credentials, as the hub does. The written
+  ``jupyterhub_config.py`` holds no credential: it opens the home with the hub process's
+  own ``SDE_LAKE_*`` variables (:func:`~sde.services.home.lake_environment`).
 """
 
 from __future__ import annotations
@@ -148,6 +154,13 @@ def hub_config(
     write_lab_config(folder / "jupyter")
     c.SdeSpawner.jupyter_config_path = str(folder / "jupyter")
     home_arg = ["--home", str(home.root)]
+
+    # A managed service gets only the environment it is given: the lake's variables, so
+    # it can open a home whose lake is on object storage (none for a local lake).
+    def lake_env() -> dict[str, dict[str, str]]:
+        lake = dict(home.lake_environment)  # each service its own copy
+        return {"environment": lake} if lake else {}
+
     c.JupyterHub.services = [
         {
             # The airlock page, signed in to through the hub (OAuth): one sign-in.
@@ -156,6 +169,7 @@ def hub_config(
             "command": [*sde_command(), "web", "serve", "--hub", *home_arg],
             "oauth_no_confirm": True,
             "display": True,
+            **lake_env(),
         },
         {
             # The public register: anyone may read it, no sign-in.
@@ -163,6 +177,7 @@ def hub_config(
             "url": f"http://127.0.0.1:{port + 4}",
             "command": [*sde_command(), "web", "register", "--hub", *home_arg],
             "display": True,
+            **lake_env(),
         },
         {
             # The patient's page: public, its own sign-in (never the hub's).
@@ -170,6 +185,7 @@ def hub_config(
             "url": f"http://127.0.0.1:{port + 5}",
             "command": [*sde_command(), "web", "patient", "--hub", *home_arg],
             "display": False,
+            **lake_env(),
         },
         {
             # Stops running workspaces that policy no longer allows.
@@ -182,6 +198,7 @@ def hub_config(
                 *(["--kubernetes"] if spawner == "kubernetes" else []),
                 *home_arg,
             ],
+            **lake_env(),
         },
     ]
     c.JupyterHub.load_roles = [
@@ -255,10 +272,14 @@ def write_config_file(
     path = home.root / HUB_DIR / CONFIG_FILE
     text = (
         "# Written by `sde serve`; rewritten each time it starts. Do not edit.\n"
+        "# The lake's credentials (SDE_LAKE_*) come from the hub's environment, never this file.\n"
+        "import os\n"
         "from pathlib import Path\n\n"
         "from sde.hub.config import hub_config\n"
-        "from sde.services.home import open_home\n\n"
-        f"c.merge(hub_config(open_home(Path({str(home.root)!r})), **{settings!r}))  # noqa: F821\n"
+        "from sde.services.home import lake_environment, open_home\n\n"
+        f"_home = open_home(Path({str(home.root)!r}), "
+        "lake_environment=lake_environment(os.environ))\n"
+        f"c.merge(hub_config(_home, **{settings!r}))  # noqa: F821\n"
     )
     path.unlink(missing_ok=True)
     _private_file(path, text)

@@ -8,7 +8,10 @@ so ``sde.workspace.connect()`` needs no arguments.
 The session does not get the home. It gets its extract folder, a scratch folder, an
 outputs folder, the sde service's URL and a token for it scoped to the person and the
 project (``SDE_TOKEN``, :mod:`sde.domain.workspace_tokens`); everything else goes through
-the service, which asks the policy on every call.
+the service, which asks the policy on every call. With the lake on object storage
+(``lake:`` in config.yaml), the extract is its URL (``SDE_EXTRACT=s3://…``) with the
+store's plain options in the standard variables, and credentials as
+``lake.workspace_credentials`` says (:func:`lake_session_env`; docs/lake.md).
 
 :func:`pre_spawn_hook` asks the policy again at spawn time (the form is only a view; an API
 spawn or a stale form must not get round it) and refuses with HTTP 403 naming every reason.
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import os
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +38,13 @@ from sde.domain.projects import PROJECT_ID
 from sde.domain.workspace_tokens import mint, token_key
 from sde.errors import PolicyDenied
 from sde.services.extract import extract_dir
-from sde.services.home import Home, open_home
+from sde.services.home import (
+    CREDENTIAL_OPTIONS,
+    PLAIN_OPTIONS,
+    Home,
+    lake_environment,
+    open_home,
+)
 from sde.services.wiring import control_plane, policy_engine
 from sde.services.workspaces import ProjectChoice, require_workspace, workspace_choices
 from sde.workspace.scratch import scratch_dir
@@ -51,7 +61,7 @@ def _today() -> dt.date:
 def open_sde_home(home_dir: str) -> Home:
     if not home_dir:
         raise HTTPError(500, "the spawner has no sde home configured")
-    return open_home(Path(home_dir))
+    return open_home(Path(home_dir), lake_environment=lake_environment(os.environ))
 
 
 def render_choices(choices: list[ProjectChoice]) -> str:
@@ -127,9 +137,14 @@ class SdeSpawner(ProjectOptions, SimpleLocalProcessSpawner):  # type: ignore[mis
         home = open_sde_home(self.sde_home)
         person, project = str(self.user.name), chosen_project(self)
         env.update(session_env(home, person, project, self.sde_api_url, self.token_hours))
-        env["SDE_EXTRACT"] = str(extract_dir(home, project))
+        if home.lake_settings.workspace_credentials == "per_project_secret":
+            raise HTTPError(
+                500,
+                "lake.workspace_credentials per_project_secret needs the Kubernetes spawner",
+            )
+        env.update(lake_session_env(home, project))
         env["SDE_SCRATCH"] = str(scratch_dir(project, home=home, user=person))
-        outputs = home.project_dir(project) / "outputs"
+        outputs = home.project_outputs(project)
         outputs.mkdir(parents=True, exist_ok=True)
         env["SDE_OUTPUTS"] = str(outputs)
         if self.jupyter_config_path:
@@ -153,6 +168,37 @@ def session_env(
         "SDE_API_URL": api_url,
         "SDE_TOKEN": token,
     }
+
+
+def lake_session_env(home: Home, project: str) -> dict[str, str]:
+    """Where the session's extract is. A local lake: ``SDE_EXTRACT``, the folder. A lake on
+    object storage: ``SDE_EXTRACT``, the extract's URL, and the store's plain options
+    (endpoint, region, ...) under their own names (``AWS_ENDPOINT_URL``, ...); the
+    credentials only with ``lake.workspace_credentials: inherit`` (the service's own; a
+    development setting). With ``none`` the session's platform identity reads the store;
+    with ``per_project_secret`` the pod gets them from the project's Secret
+    (:func:`lake_workspace_secret`)."""
+    extract = extract_dir(home, project)
+    if isinstance(extract, Path):
+        return {"SDE_EXTRACT": str(extract)}
+    store = home.lake_settings.store
+    assert store is not None
+    passed = PLAIN_OPTIONS[store]
+    if home.lake_settings.workspace_credentials == "inherit":
+        passed = passed | CREDENTIAL_OPTIONS[store]
+    env = {"SDE_EXTRACT": extract.uri}
+    env.update({k: v for k, v in extract.storage_options.items() if k in passed})
+    return env
+
+
+def lake_workspace_secret(home: Home, project: str) -> str | None:
+    """The Kubernetes Secret holding ``project``'s read-only lake credentials (keys named
+    as the store's variables, e.g. ``AWS_ACCESS_KEY_ID``), with
+    ``lake.workspace_credentials: per_project_secret``; None otherwise."""
+    lake = home.lake_settings
+    if lake.workspace_credentials != "per_project_secret" or lake.project_credentials is None:
+        return None
+    return lake.project_credentials.replace("{project}", project)
 
 
 def chosen_project(spawner: Any) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from sde import workspace
-from sde.adapters import delta
+from sde.adapters import delta, lake_files
 from sde.adapters.sql import ControlPlane
 from sde.domain.generalise import parse_date
 from sde.domain.nhs_number import is_valid, normalise
@@ -597,8 +597,8 @@ def _check_no_nhs_numbers(home: Home, n: Narrator) -> None:
                 numbers.add(digits)
     found = 0
     cells = 0
-    for table_dir in sorted(home.linked.iterdir()):
-        data = delta.read(table_dir)
+    for name in lake_files.list_tables(home.linked):
+        data = delta.read(home.linked / name)
         for column in data.column_names:
             if not pa.types.is_string(data.schema.field(column).type):
                 continue

@@ -15,15 +15,15 @@ import datetime as dt
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import write_deltalake
 
-from sde.adapters import delta
+from sde.adapters import delta, lake_files
+from sde.adapters.arrow_hmac import ArrowProjectPseudonymiser
+from sde.adapters.delta import Location
 from sde.domain.optouts import ExclusionTerms
-from sde.domain.pseudonyms import ProjectPseudonymiser
 from sde.errors import InputError, NotFound
 from sde.services.home import Home
 from sde.services.optouts import Exclusions, load_opt_outs
@@ -102,15 +102,20 @@ class ExtractManifest:
         )
 
 
-def extract_dir(home: Home, project_id: str) -> Path:
-    return home.project_dir(project_id) / "extract"
+def extract_dir(home: Home, project_id: str) -> Location:
+    """Where the project's extract is: a folder, or a prefix on object storage."""
+    return home.project_extract(project_id)
 
 
 def read_manifest(home: Home, project_id: str) -> ExtractManifest:
     path = extract_dir(home, project_id) / MANIFEST
-    if not path.exists():
-        raise NotFound(f"project {project_id} has no extract yet; run `sde extract {project_id}`")
-    return ExtractManifest.from_json(json.loads(path.read_text()))
+    try:
+        text = lake_files.read_bytes(path)
+    except FileNotFoundError:
+        raise NotFound(
+            f"project {project_id} has no extract yet; run `sde extract {project_id}`"
+        ) from None
+    return ExtractManifest.from_json(json.loads(text))
 
 
 def build_extract(
@@ -130,9 +135,9 @@ def build_extract(
     opt_outs = load_opt_outs(home)
     register_versions = dict(opt_outs.versions)
 
-    pseudonymiser = ProjectPseudonymiser(home.master_key(), request.project_id)
+    pseudonymiser = ArrowProjectPseudonymiser(home.master_key(), request.project_id)
     out_dir = extract_dir(home, request.project_id)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    lake_files.make_folder(out_dir)
     manifest = ExtractManifest(
         project_id=request.project_id,
         built_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -152,7 +157,10 @@ def build_extract(
             batch_rows,
         )
 
-    (out_dir / MANIFEST).write_text(json.dumps(manifest.to_json(), indent=2, sort_keys=True))
+    lake_files.write_bytes(
+        out_dir / MANIFEST,
+        json.dumps(manifest.to_json(), indent=2, sort_keys=True).encode("utf-8"),
+    )
     if audit is not None:
         audit.record(
             actor,
@@ -181,8 +189,8 @@ def _extract_table(
     dataset: str,
     columns: list[str],
     exclusions: Exclusions,
-    pseudonymiser: ProjectPseudonymiser,
-    out_dir: Path,
+    pseudonymiser: ArrowProjectPseudonymiser,
+    out_dir: Location,
     batch_rows: int,
 ) -> TableManifest:
     source_path = home.linked / dataset
@@ -228,12 +236,9 @@ def _extract_table(
             batch = batch.filter(pc.invert(drop))
             if batch.num_rows == 0:
                 continue
-            pids = batch.column(LINK_COLUMN)
-            distinct = pc.unique(pids)
-            mapped = pa.array(
-                [pseudonymiser.pseudonym(p) for p in distinct.to_pylist()], type=pa.string()
-            )
-            patient_ids = pc.take(mapped, pc.index_in(pids, value_set=distinct))
+            # Each distinct pid in the batch is MACed once (values equal the per-value
+            # ProjectPseudonymiser's; tested in tests/unit/test_arrow_hmac.py).
+            patient_ids = pseudonymiser.pseudonym_array(batch.column(LINK_COLUMN))
             counts["out"] += batch.num_rows
             yield pa.RecordBatch.from_arrays(
                 [patient_ids, *[batch.column(c) for c in wanted]], schema=out_schema
@@ -241,7 +246,15 @@ def _extract_table(
 
     reader = pa.RecordBatchReader.from_batches(out_schema, batches())
     target = out_dir / dataset
-    write_deltalake(str(target), reader, mode="overwrite", schema_mode="overwrite")
+    write_deltalake(
+        str(target),
+        reader,
+        mode="overwrite",
+        schema_mode="overwrite",
+        storage_options=(
+            dict(target.storage_options) if isinstance(target, delta.RemoteTable) else None
+        ),
+    )
     version = delta.version(target)
     if version is None:  # pragma: no cover - written just above
         raise NotFound(f"the extract table {dataset} was not written")

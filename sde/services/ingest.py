@@ -167,21 +167,21 @@ SIGN_IN_SCHEMA = pa.schema(
 )
 
 
-def sign_in_path(home: Home) -> Path:
+def sign_in_path(home: Home) -> delta.Location:
     """Patients' sign-in checks (:mod:`sde.domain.patient_sign_in`): beside the linked
     tables, never a dataset, never extracted."""
     return home.linked / SIGN_IN_TABLE
 
 
-def linked_path(home: Home, dataset: str) -> Path:
+def linked_path(home: Home, dataset: str) -> delta.Location:
     return home.linked / dataset
 
 
-def quarantine_path(home: Home, dataset: str) -> Path:
+def quarantine_path(home: Home, dataset: str) -> delta.Location:
     return home.quarantine / dataset
 
 
-def manifest_path(home: Home) -> Path:
+def manifest_path(home: Home) -> delta.Location:
     return home.manifests / MANIFEST_TABLE
 
 

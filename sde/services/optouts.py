@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sde.adapters import delta
+from sde.adapters.delta import Location
 from sde.domain import nhs_number
 from sde.domain.datasets import PID
 from sde.domain.optouts import (
@@ -69,7 +70,7 @@ CHOICES_SCHEMA = pa.schema(
 )
 
 
-def choices_path(home: Home) -> Path:
+def choices_path(home: Home) -> Location:
     return home.linked / CHOICES
 
 

@@ -38,7 +38,6 @@ import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 import pyarrow as pa
@@ -46,7 +45,8 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 from deltalake.exceptions import DeltaError
 
-from sde.adapters import delta
+from sde.adapters import delta, lake_files
+from sde.adapters.delta import Location
 from sde.domain import nhs_number as nhs
 from sde.domain.datasets import PID
 from sde.domain.optouts import (
@@ -241,19 +241,17 @@ choices and their sign-in checks."""
 def linked_holdings(home: Home, pid: str) -> tuple[DatasetHolding, ...]:
     """Every linked dataset (a Delta table with a ``pid`` column, not an opt-out register
     or the choices table) with the number of rows of ``pid``, where there are any."""
-    if not home.linked.is_dir():
-        return ()
     shipped = shipped_datasets()
     held: list[DatasetHolding] = []
-    for path in sorted(home.linked.iterdir()):
-        if path.name in NOT_DATASETS or not delta.exists(path):
+    for name in lake_files.list_tables(home.linked):
+        if name in NOT_DATASETS:
             continue
-        ds = delta.dataset(path)
+        ds = delta.dataset(home.linked / name)
         if PID not in ds.schema.names:
             continue
         rows = _rows_for(ds, PID, pid)
         if rows:
-            held.append(DatasetHolding(path.name, _dataset_title(path.name, shipped), rows))
+            held.append(DatasetHolding(name, _dataset_title(name, shipped), rows))
     return tuple(held)
 
 
@@ -325,7 +323,7 @@ def _source_held(home: Home, manifest: ExtractManifest, pid: str) -> bool:
     return False
 
 
-def _versions(path: Path, latest: int) -> list[tuple[int, str]]:
+def _versions(path: Location, latest: int) -> list[tuple[int, str]]:
     """(version, commit time) of a table up to ``latest``, oldest first."""
     out: list[tuple[int, str]] = []
     for commit in delta.history(path):
@@ -342,7 +340,7 @@ def _versions(path: Path, latest: int) -> list[tuple[int, str]]:
     return sorted(out)
 
 
-def _version_holds(path: Path, version: int, pseudonym: str) -> bool:
+def _version_holds(path: Location, version: int, pseudonym: str) -> bool:
     """Whether an extract table held the pseudonym at ``version``; False for a version
     whose files were vacuumed (its use can no longer be shown; see docs/patients.md)."""
     try:

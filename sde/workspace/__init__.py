@@ -19,9 +19,13 @@ are not given it reads ``SDE_HOME`` and ``SDE_USER`` (set by the workspace spawn
 In a session without the home (service mode: ``SDE_API_URL`` and ``SDE_TOKEN`` set and no
 ``home=`` given), the control plane is reached through the sde service
 (:mod:`sde.workspace.service`): ``connect`` asks it to open the workspace (the policy is
-asked there) and reads the extract from ``SDE_EXTRACT``; refusals are recorded through
-it; the scratch area is ``SDE_SCRATCH`` and the outputs folder ``SDE_OUTPUTS``, both
-required.
+asked there) and reads the extract from ``SDE_EXTRACT``: a folder, or with the lake on
+object storage an ``s3://``/``az://``/``gs://`` URL read with the store's options from the
+session's standard variables (:func:`sde.workspace.service.extract_location`); refusals
+are recorded through it; the scratch area is ``SDE_SCRATCH`` and the outputs folder
+``SDE_OUTPUTS``, both required. With the home (``home=`` or ``SDE_HOME``), a lake on object
+storage takes its credentials from the ``SDE_LAKE_*`` variables, as the ``sde`` command
+does.
 """
 
 from __future__ import annotations
@@ -30,22 +34,25 @@ import datetime as dt
 import getpass
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pandas as pd
 
+from sde.adapters import delta
+from sde.adapters.delta import Location, RemoteTable
 from sde.adapters.duckdb import GuardedConnection, Refusal, locked_connection
 from sde.domain.audit import AuditEntry
 from sde.domain.policy import OPEN_WORKSPACE
 from sde.errors import ConfigError, InputError
 from sde.services.access import decide_access
 from sde.services.extract import extract_dir, read_manifest
-from sde.services.home import Home, open_home
+from sde.services.home import Home, lake_environment, open_home
 from sde.services.wiring import control_plane, policy_engine
 from sde.workspace.service import (
     EXTRACT_ENV,
     OUTPUTS_ENV,
+    extract_location,
     from_environment,
     required_folder,
     service_mode,
@@ -69,7 +76,10 @@ _OUTPUT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,120}\.csv$")
 def _home(home: str | Path | Home | None) -> Home:
     if isinstance(home, Home):
         return home
-    return open_home(Path(home or os.environ.get("SDE_HOME") or ".sde"))
+    return open_home(
+        Path(home or os.environ.get("SDE_HOME") or ".sde"),
+        lake_environment=lake_environment(os.environ),
+    )
 
 
 def _user(user: str | None) -> str:
@@ -116,7 +126,11 @@ def connect(
     versions = {name: t.version for name, t in manifest.tables.items()}
     scratch = scratch_dir(project, home=the_home, user=person)
     con = locked_connection(
-        tables, versions=versions, memory_limit=memory_limit, threads=threads, scratch=scratch
+        _as_tables(tables),
+        versions=versions,
+        memory_limit=memory_limit,
+        threads=threads,
+        scratch=scratch,
     )
     return GuardedConnection(
         con, scratch=scratch, on_refusal=_audit_refusal(the_home, person, project)
@@ -139,25 +153,40 @@ def _connect_service(
     project: str | None, user: str | None, *, memory_limit: str, threads: int
 ) -> GuardedConnection:
     _session_scope(project, user)
-    extract = Path(required_folder(EXTRACT_ENV)).absolute()
+    extract = extract_location(os.environ)
     scratch = scratch_dir(project, user=user)
     service = from_environment()
     person, granted, versions = service.open()
     for given, got, what in ((project, granted, "project"), (user, person, "person")):
         if given and given != got:
             raise InputError(f"this session's token is for {what} {got}, not {given}")
-    if not extract.is_dir():
+    if isinstance(extract, Path) and not extract.is_dir():
         raise ConfigError(f"{EXTRACT_ENV} ({extract}) is not a folder")
     tables = {name: extract / name for name in versions}
-    missing = sorted(name for name, path in tables.items() if not path.is_dir())
+    missing = sorted(name for name, path in tables.items() if not _is_table(path))
     if missing:
         raise ConfigError(
             f"the extract folder {EXTRACT_ENV} ({extract}) lacks table(s) {', '.join(missing)}"
         )
     con = locked_connection(
-        tables, versions=versions, memory_limit=memory_limit, threads=threads, scratch=scratch
+        _as_tables(tables),
+        versions=versions,
+        memory_limit=memory_limit,
+        threads=threads,
+        scratch=scratch,
     )
     return GuardedConnection(con, scratch=scratch, on_refusal=service.record_refusal)
+
+
+def _is_table(path: Location) -> bool:
+    if isinstance(path, RemoteTable):
+        return delta.exists(path)
+    return path.is_dir()
+
+
+def _as_tables(tables: Mapping[str, Location]) -> Mapping[str, Location]:
+    # ``locked_connection`` registers each with ``delta.dataset``, which takes any Location.
+    return tables
 
 
 def _audit_refusal(home: Home, person: str, project: str) -> Callable[[Refusal], None]:
@@ -182,7 +211,7 @@ def outputs_dir(project: str | None = None, *, home: str | Path | Home | None = 
         path = Path(required_folder(OUTPUTS_ENV)).absolute()
         path.mkdir(parents=True, exist_ok=True)
         return path
-    path = _home(home).project_dir(_project(project)) / "outputs"
+    path = _home(home).project_outputs(_project(project))
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -195,7 +195,7 @@ def _home_files(
     exceptions: Mapping[str, str] | None,
     code: CodeFiles,
 ) -> list[OutputFile]:
-    outputs_folder = home.project_dir(project) / "outputs"
+    outputs_folder = home.project_outputs(project)
     rules = FileRules.from_mapping(home.settings.extra.get("airlock"))
     return _files(outputs, outputs_folder, rules, exceptions, code)
 

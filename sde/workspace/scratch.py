@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from sde.adapters.delta import REMOTE_SCHEMES
 from sde.domain.projects import check_person_id, check_project_id
 from sde.errors import ConfigError
 from sde.services.home import Home
@@ -44,7 +45,7 @@ def scratch_dir(
             path.mkdir(mode=0o700, parents=True)
     else:
         person = check_person_id(_user(user))
-        path = the_home.project_dir(project_id) / "scratch" / person
+        path = the_home.project_scratch(project_id) / person
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
         path.chmod(0o700)  # mkdir's mode is cut by the umask, and the folder may be older
     check_scratch(path, the_home, project_id)
@@ -61,7 +62,7 @@ def _service_scratch() -> Path:
     if resolved == Path(resolved.anchor):
         raise ConfigError(f"the scratch area cannot be the root directory; set {SCRATCH_ENV}")
     extract = os.environ.get(EXTRACT_ENV)
-    if extract:
+    if extract and not extract.startswith(REMOTE_SCHEMES):  # an object-store URL is no folder
         extract_path = Path(extract).absolute().resolve()
         if extract_path.is_relative_to(resolved) or resolved.is_relative_to(extract_path):
             raise ConfigError(
@@ -82,7 +83,7 @@ def check_scratch(path: Path, home: Home, project: str) -> None:
             f"the scratch area {path} holds the sde home; give {SCRATCH_ENV} a folder of its own"
         )
     if resolved.is_relative_to(root):
-        allowed = (home.project_dir(project) / "scratch").resolve()
+        allowed = home.project_scratch(project).resolve()
         if not resolved.is_relative_to(allowed) or resolved == allowed:
             raise ConfigError(
                 f"the scratch area {path} is inside the sde home but not in project "

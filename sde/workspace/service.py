@@ -1,7 +1,9 @@
 """The session's client for the sde service's workspace API (service mode).
 
 A workspace session that is not given the sde home (a pod in a cluster) gets its
-project's extract as a read-only folder (``SDE_EXTRACT``), a scratch folder
+project's extract as a read-only folder (``SDE_EXTRACT``) or, with the lake on object
+storage, as the extract's URL (``SDE_EXTRACT=s3://…/projects/<id>/extract``) with the
+store's options in the standard variables (:func:`extract_location`), a scratch folder
 (``SDE_SCRATCH``), an outputs folder (``SDE_OUTPUTS``), the sde service's address
 (``SDE_API_URL``) and a token scoped to one person and one project (``SDE_TOKEN``).
 Everything that needs the control plane goes through :class:`WorkspaceService`: opening
@@ -23,11 +25,13 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 import requests
 
+from sde.adapters.delta import REMOTE_SCHEMES, Location, RemoteTable
 from sde.adapters.duckdb import Refusal
 from sde.domain.disclosure import CheckResult, CheckStatus
 from sde.domain.releases import Status
@@ -41,6 +45,7 @@ __all__ = [
     "TOKEN_ENV",
     "FiledRequest",
     "WorkspaceService",
+    "extract_location",
     "file_check_from_json",
     "from_environment",
     "service_mode",
@@ -337,3 +342,39 @@ def required_folder(variable: str) -> str:
             "(the spawner sets it)"
         )
     return value
+
+
+def extract_location(environ: Mapping[str, str]) -> Location:
+    """The session's extract from ``SDE_EXTRACT``: a folder, or an object-storage URL
+    (``s3://``, ``az://``, ``abfss://``, ``gs://``) read with the store's options from
+    the session's standard variables: ``AWS_ENDPOINT_URL``, ``AWS_REGION``,
+    ``AWS_ALLOW_HTTP``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
+    ``AWS_SESSION_TOKEN`` (and the role/web-identity ones) for S3; ``AZURE_STORAGE_*``,
+    ``AZURE_CLIENT_ID``/``AZURE_TENANT_ID``/``AZURE_FEDERATED_TOKEN_FILE`` for Azure;
+    ``GOOGLE_*`` for GCS (:data:`sde.services.home.PLAIN_OPTIONS` and
+    :data:`~sde.services.home.CREDENTIAL_OPTIONS`). Without credentials there, the
+    store's own chain decides (workload identity)."""
+    from sde.services.home import (
+        CREDENTIAL_OPTIONS,
+        PLAIN_OPTIONS,
+        LakeSettings,
+        check_lake_url,
+    )
+
+    value = environ.get(EXTRACT_ENV)
+    if not value:
+        raise ConfigError(
+            f"{EXTRACT_ENV} is not set: a workspace session without the sde home needs it "
+            "(the spawner sets it)"
+        )
+    if not value.startswith(REMOTE_SCHEMES):
+        return Path(value).absolute()
+    try:
+        url = check_lake_url(value)
+    except ConfigError:
+        raise ConfigError(f"{EXTRACT_ENV} is not a plain object-storage URL") from None
+    store = LakeSettings(url=url).store
+    assert store is not None
+    names = PLAIN_OPTIONS[store] | CREDENTIAL_OPTIONS[store]
+    options = {name: environ[name] for name in sorted(names) if environ.get(name)}
+    return RemoteTable(url, options)

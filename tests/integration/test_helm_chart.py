@@ -50,6 +50,11 @@ CHART = REPO / "helm" / "sde"
 POLICIES = REPO / "policies"
 OPA = REPO / ".build" / "bin" / "opa"
 PRODUCTION = yaml.safe_load((CHART / "values-production.yaml").read_text())
+# The production example keeps its tables on S3; the lake-on-a-claim tests use it on a PVC.
+PRODUCTION_ON_PVC = {
+    **PRODUCTION,
+    "lake": {"type": "pvc", "persistence": {"existingClaim": "sde-lake-production"}},
+}
 RELEASE, NAMESPACE = "sde", "research"
 NEWEST = kubernetes_validate.latest_version()
 POD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob")
@@ -347,7 +352,7 @@ def test_a_missing_secret_or_setting_refuses_to_render(
     ("values", "where"),
     [
         ({"unknownKey": 1}, "unknownKey"),
-        ({"lake": {"type": "s3"}}, "/lake/type"),
+        ({"lake": {"type": "nfs"}}, "/lake/type"),
         ({"proxy": {"service": {"type": "ExternalName"}}}, "/proxy/service/type"),
         ({"runAsUser": 0}, "/runAsUser"),
         ({"workspaces": {"uid": 0}}, "/workspaces/uid"),
@@ -463,11 +468,20 @@ def test_workspaces_reach_only_the_hub_and_the_airlock(rendered: list[Doc]) -> N
     hub = pod_template(one(rendered, "Deployment", f"{RELEASE}-hub"))
     airlock = pod_template(one(rendered, "Deployment", f"{RELEASE}-airlock"))
     pods = [d for d in workloads(rendered) if pod_template(d)["metadata"]["labels"]]
+    # Address blocks only for the lake's object store (production's lake is on S3), with
+    # its ports; never a /0.
+    store = {
+        block["cidr"]: set(block["ports"])
+        for block in config_yaml(rendered)["workspaces"].get("object_store_egress", [])
+    }
+    assert all(not cidr.endswith("/0") for cidr in store)
     reached: dict[str, set[int]] = {}
     for rule in policy["spec"]["egress"]:
         ports = {p["port"] for p in rule["ports"]}
         for peer in rule["to"]:
-            assert "ipBlock" not in peer
+            if "ipBlock" in peer:
+                assert store.get(peer["ipBlock"]["cidr"]) == ports
+                continue
             namespace = peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
             if namespace != NAMESPACE:
                 assert namespace == settings.dns_namespace
@@ -696,7 +710,7 @@ def prepared_home(tmp_path: Path, docs: list[Doc]) -> tuple[Path, bytes, str]:
 
 
 def test_the_init_container_assembles_a_working_home(chart: helm.Chart, tmp_path: Path) -> None:
-    docs = render(chart, PRODUCTION)
+    docs = render(chart, PRODUCTION_ON_PVC)
     root, key, database_url = prepared_home(tmp_path, docs)
     home = open_home(root)
     assert home.master_key() == key
@@ -780,9 +794,15 @@ def test_the_hubs_configuration_file_runs_and_wires_the_cluster(
     assert "command" in services["session-guard"]
     assert "--kubernetes" in services["session-guard"]["command"]
     # NHS login: the production example signs the patient page's requests with its key
-    assert services["patient"]["environment"] == {
-        PATIENT_KEY_ENV: f"from-secret-{PATIENT_KEY_ENV.lower()}"
+    lake = {  # the production example's lake is on S3: its credentials, by reference
+        name: f"from-secret-{name.lower()}"
+        for name in ("SDE_LAKE_AWS_ACCESS_KEY_ID", "SDE_LAKE_AWS_SECRET_ACCESS_KEY")
     }
+    assert services["patient"]["environment"] == {
+        PATIENT_KEY_ENV: f"from-secret-{PATIENT_KEY_ENV.lower()}",
+        **lake,
+    }
+    assert services["session-guard"]["environment"] == lake
     assert c.JupyterHub.authenticator_class.__name__ == "SdeOIDCAuthenticator"
 
 
@@ -960,3 +980,244 @@ def test_a_real_api_server_admits_every_object_and_pod_under_restricted(
         assert not may("create", "pods", "kube-system")
     finally:
         session.close()
+
+
+# --- The lake on object storage (lake.type s3, azure, gcs) ------------------------------
+
+S3_LAKE: dict[str, Any] = {
+    "lake": {
+        "type": "s3",
+        "persistence": {"size": "20Gi"},
+        "objectStore": {
+            "url": "s3://sde-lake/prod",
+            "endpoint": "https://objects.example.org",
+            "region": "eu-west-2",
+            "egressTo": [{"ipBlock": {"cidr": "203.0.113.0/24"}}],
+            "ports": [443, 9000],
+        },
+    },
+    "secrets": {
+        "keys": {
+            "lakeAccessKeyId": "lake-access-key-id",
+            "lakeSecretAccessKey": "lake-secret-access-key",
+        }
+    },
+    "ingest": {"enabled": True},
+}
+LAKE_ENV = {
+    "SDE_LAKE_AWS_ACCESS_KEY_ID": "lake-access-key-id",
+    "SDE_LAKE_AWS_SECRET_ACCESS_KEY": "lake-secret-access-key",
+}
+
+
+def with_lake(**changes: Any) -> dict[str, Any]:
+    values = copy.deepcopy(S3_LAKE)
+    values["lake"]["objectStore"].update(changes)
+    return values
+
+
+def lake_env(container: Doc) -> dict[str, Doc]:
+    return {e["name"]: e for e in container.get("env", []) if e["name"].startswith("SDE_LAKE_")}
+
+
+@pytest.fixture(scope="module")
+def s3_docs(chart: helm.Chart) -> list[Doc]:
+    """The chart rendered with its lake on S3."""
+    return render(chart, S3_LAKE)
+
+
+class TestLakeOnObjectStorage:
+    """lake.type s3: the tables on the store, the working folders on the claim, the
+    credentials by reference to the existing Secret, egress to the store's named peers."""
+
+    def test_it_validates_against_the_kubernetes_schemas(self, s3_docs: list[Doc]) -> None:
+        for doc in s3_docs:
+            kubernetes_validate.validate(doc, NEWEST, strict=True)
+
+    def test_config_yaml_gets_the_lake_section_without_credentials(
+        self, s3_docs: list[Doc]
+    ) -> None:
+        settings = config_yaml(s3_docs)
+        assert settings["lake"] == {
+            "url": "s3://sde-lake/prod",
+            "options": {
+                "AWS_ENDPOINT_URL": "https://objects.example.org",
+                "AWS_REGION": "eu-west-2",
+            },
+            "workspace_credentials": "none",
+        }
+        # sde itself accepts it (a credential in it would be refused)
+        assert Settings.from_mapping(settings).extra["lake"]["url"] == "s3://sde-lake/prod"
+
+    def test_the_pods_that_open_the_lake_get_its_credentials_by_secret_key_ref(
+        self, s3_docs: list[Doc]
+    ) -> None:
+        seen = {}
+        for doc in workloads(s3_docs):
+            spec = pod_template(doc)["spec"]
+            for init in spec.get("initContainers", []):
+                assert lake_env(init) == {}, "prepare-home needs no lake credentials"
+            for container in spec["containers"]:
+                env = lake_env(container)
+                if env:
+                    seen[doc["metadata"]["name"]] = env
+        assert set(seen) == {f"{RELEASE}-hub", f"{RELEASE}-airlock", f"{RELEASE}-ingest"}
+        for env in seen.values():
+            assert set(env) == set(LAKE_ENV)
+            for name, entry in env.items():
+                assert "value" not in entry
+                assert entry["valueFrom"]["secretKeyRef"] == {
+                    "name": "sde-secrets",
+                    "key": LAKE_ENV[name],
+                }
+
+    def test_the_store_is_reached_only_by_the_named_peers(self, s3_docs: list[Doc]) -> None:
+        reaching = {}
+        for policy in by_kind(s3_docs, "NetworkPolicy"):
+            for rule in policy["spec"].get("egress") or []:
+                if {"ipBlock": {"cidr": "203.0.113.0/24"}} in rule.get("to", []):
+                    reaching[policy["metadata"]["name"]] = rule
+        assert set(reaching) == {f"{RELEASE}-hub", f"{RELEASE}-airlock", f"{RELEASE}-ingest"}
+        for rule in reaching.values():
+            assert rule["to"] == [{"ipBlock": {"cidr": "203.0.113.0/24"}}]
+            assert rule["ports"] == [
+                {"protocol": "TCP", "port": 443},
+                {"protocol": "TCP", "port": 9000},
+            ]
+
+    def test_the_claim_holds_only_the_working_folders(self, s3_docs: list[Doc]) -> None:
+        [claim] = by_kind(s3_docs, "PersistentVolumeClaim")
+        assert claim["spec"]["resources"]["requests"]["storage"] == "20Gi"
+
+    def test_the_init_container_makes_a_home_whose_tables_are_on_the_store(
+        self, s3_docs: list[Doc], tmp_path: Path
+    ) -> None:
+        root, key, _ = prepared_home(tmp_path, s3_docs)
+        home = open_home(root)
+        assert home.lake_is_remote
+        assert str(home.linked) == "s3://sde-lake/prod/linked"
+        assert str(home.project_extract("p1")) == "s3://sde-lake/prod/projects/p1/extract"
+        assert home.egress.resolve() == (tmp_path / "data" / "lake" / "egress").resolve()
+        assert home.egress.is_dir()
+        assert home.projects.is_dir()
+        for zone in ("linked", "quarantine", "manifests"):
+            assert not (tmp_path / "data" / "lake" / zone).exists()
+        assert home.master_key() == key
+
+    def test_workload_identity_gives_no_credentials(self, chart: helm.Chart) -> None:
+        values = with_lake()
+        values["secrets"] = {"keys": {"lakeAccessKeyId": "", "lakeSecretAccessKey": ""}}
+        for doc in workloads(render(chart, values)):
+            for container in containers(pod_template(doc)):
+                assert lake_env(container) == {}
+
+    def test_per_project_credentials_reach_the_config(self, chart: helm.Chart) -> None:
+        settings = config_yaml(render(chart, with_lake(workspaceCredentials="per_project_secret")))
+        assert settings["lake"]["workspace_credentials"] == "per_project_secret"
+        assert settings["lake"]["project_credentials"] == "sde-lake-{project}"
+
+    def test_azure_and_gcs_render_their_own_options_and_keys(self, chart: helm.Chart) -> None:
+        azure = copy.deepcopy(S3_LAKE)
+        azure["lake"]["type"] = "azure"
+        azure["lake"]["objectStore"] = {
+            "url": "abfss://lake@sdeaccount.dfs.core.windows.net/prod",
+            "accountName": "sdeaccount",
+            "egressTo": [{"ipBlock": {"cidr": "203.0.113.0/24"}}],
+        }
+        azure["secrets"] = {"keys": {"lakeAzureAccountKey": "lake-account-key"}}
+        docs = render(chart, azure)
+        assert config_yaml(docs)["lake"]["options"] == {"AZURE_STORAGE_ACCOUNT_NAME": "sdeaccount"}
+        hub = pod_template(one(docs, "Deployment", f"{RELEASE}-hub"))["spec"]["containers"][0]
+        assert set(lake_env(hub)) == {"SDE_LAKE_AZURE_STORAGE_ACCOUNT_KEY"}
+        gcs = copy.deepcopy(azure)
+        gcs["lake"]["type"] = "gcs"
+        gcs["lake"]["objectStore"] = {
+            "url": "gs://sde-lake/prod",
+            "egressTo": [{"ipBlock": {"cidr": "203.0.113.0/24"}}],
+        }
+        gcs["secrets"] = {"keys": {}}
+        docs = render(chart, gcs)
+        assert config_yaml(docs)["lake"] == {
+            "url": "gs://sde-lake/prod",
+            "options": {},
+            "workspace_credentials": "none",
+        }
+
+    def test_the_production_example_keeps_its_lake_on_s3(self) -> None:
+        assert PRODUCTION["lake"]["type"] == "s3"
+        assert PRODUCTION["lake"]["objectStore"]["url"].startswith("s3://")
+        assert PRODUCTION["lake"]["objectStore"]["workspaceCredentials"] == "per_project_secret"
+
+    @pytest.mark.parametrize(
+        ("values", "message"),
+        [
+            (with_lake(egressTo=[]), "lake.objectStore.egressTo"),
+            (
+                with_lake(egressTo=[{"ipBlock": {"cidr": "0.0.0.0/0"}}]),
+                "lake/objectStore/egressTo/0/ipBlock/cidr",
+            ),
+            (
+                {
+                    **S3_LAKE,
+                    "secrets": {"keys": {"lakeAccessKeyId": "id", "lakeSecretAccessKey": ""}},
+                },
+                "secrets.keys.lakeSecretAccessKey",
+            ),
+            (
+                with_lake(workspaceCredentials="per_project_secret", projectCredentials="shared"),
+                "must contain {project}",
+            ),
+        ],
+    )
+    def test_what_would_open_the_store_or_leak_refuses_to_render(
+        self, chart: helm.Chart, values: dict[str, Any], message: str
+    ) -> None:
+        with pytest.raises(helm.HelmError, match=message.replace(".", r"\.")):
+            chart.render(values, name=RELEASE, namespace=NAMESPACE)
+
+    @pytest.mark.parametrize(
+        ("values", "where"),
+        [
+            ({"lake": {"type": "s3"}}, "/lake/objectStore"),
+            (with_lake(url="gs://sde-lake/prod"), "/lake/objectStore/url"),
+            (with_lake(url="s3://key:secret@sde-lake/prod"), "/lake/objectStore/url"),
+            (with_lake(url="s3://sde-lake/prod?x=1"), "/lake/objectStore/url"),
+            (with_lake(endpoint="ftp://objects"), "/lake/objectStore/endpoint"),
+            (with_lake(workspaceCredentials="inherit"), "/lake/objectStore/workspaceCredentials"),
+            (with_lake(accessKey="AKIA"), "accessKey"),
+        ],
+    )
+    def test_the_schema_refuses_bad_lake_values(
+        self, chart: helm.Chart, values: dict[str, Any], where: str
+    ) -> None:
+        with pytest.raises(helm.HelmError, match="schema") as refused:
+            chart.render(values, name=RELEASE, namespace=NAMESPACE)
+        assert where in str(refused.value)
+
+
+class TestWorkspacesReachTheStore:
+    """With the lake on object storage, workspaces read their extract from the store: their
+    settings carry the store's address blocks, and sde's per-project policy allows them."""
+
+    def test_workspace_settings_carry_the_stores_blocks_and_ports(self, s3_docs: list[Doc]) -> None:
+        workspaces = config_yaml(s3_docs)["workspaces"]
+        assert workspaces["object_store_egress"] == [
+            {"cidr": "203.0.113.0/24", "ports": [443, 9000]}
+        ]
+        settings = PodSettings.from_mapping(workspaces)
+        policy = build_network_policy(settings, project_id="p-1")
+        store_rules = [
+            rule
+            for rule in policy["spec"]["egress"]
+            if {"ipBlock": {"cidr": "203.0.113.0/24"}} in rule.get("to", [])
+        ]
+        assert len(store_rules) == 1
+        assert {p["port"] for p in store_rules[0]["ports"]} == {443, 9000}
+
+    def test_a_local_lake_gives_workspaces_no_store_rule(self, chart: helm.Chart) -> None:
+        assert "object_store_egress" not in config_yaml(render(chart, {}))["workspaces"]
+
+    def test_a_store_named_only_by_selectors_refuses_to_render(self, chart: helm.Chart) -> None:
+        values = with_lake(egressTo=[{"podSelector": {"matchLabels": {"app": "minio"}}}])
+        with pytest.raises(helm.HelmError, match="needs at least one ipBlock"):
+            chart.render(values, name=RELEASE, namespace=NAMESPACE)

@@ -307,3 +307,46 @@ def test_hub_config_starts_the_airlock_page_and_the_session_guard_as_services(ho
     assert "--kubernetes" in kube_guard
     with pytest.raises(ConfigError, match="spawner must be one of"):
         hub_config(home, port=8123, spawner="docker")
+
+
+def test_hub_managed_services_get_the_lake_variables_and_the_file_none(
+    home: Home, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import yaml
+    from traitlets.config import Config
+    from traitlets.config.loader import PyFileConfigLoader
+
+    from sde.hub.config import hub_config, write_config_file
+    from sde.services.home import lake_environment, open_home
+
+    # A local lake: the services' environment is JupyterHub's default, as before.
+    local = hub_config(home, port=8123, proxy_cmd=["/bin/chp"])
+    assert not [s["name"] for s in local.JupyterHub.services if "environment" in s]
+
+    config = yaml.safe_load((home.root / "config.yaml").read_text())
+    config["lake"] = {"url": "s3://sde-lake/prod", "options": {"AWS_REGION": "eu-west-2"}}
+    (home.root / "config.yaml").write_text(yaml.safe_dump(config))
+    lake = {
+        "SDE_LAKE_AWS_ACCESS_KEY_ID": "AKIACANARYHUB0000001",
+        "SDE_LAKE_AWS_SECRET_ACCESS_KEY": "canary-hub-secret-0a9b8c7d6e",
+    }
+    remote = open_home(home.root, lake_environment=lake_environment(lake))
+    c = hub_config(remote, port=8123, proxy_cmd=["/bin/chp"])
+    services = {s["name"]: s for s in c.JupyterHub.services}
+    assert set(services) == {"airlock", "register", "patient", "session-guard"}
+    for name, service in services.items():
+        assert service["environment"] == lake, name
+    # Each its own copy: changing one service's environment changes no other.
+    services["patient"]["environment"]["X"] = "y"
+    assert "X" not in services["register"]["environment"]
+
+    # The file sde serve writes holds no credential; the hub reads its own environment.
+    path = write_config_file(remote, port=8200, ip="127.0.0.1", proxy_cmd=["/bin/chp"])
+    text = path.read_text()
+    assert not [name for name, value in lake.items() if value in text]
+    for name, value in lake.items():
+        monkeypatch.setenv(name, value)
+    loaded: Config = PyFileConfigLoader(path.name, path=str(path.parent)).load_config()
+    loaded_services = {s["name"]: s for s in loaded.JupyterHub.services}
+    assert loaded_services["session-guard"]["environment"] == lake
+    assert loaded_services["airlock"]["environment"] == lake

@@ -167,3 +167,83 @@ def test_the_guard_closes_a_suspended_project_in_the_cluster_and_no_other(
     [event] = events
     assert (event.subject, event.details["status"]) == ("project:diabetes", "suspended")
     assert event.details["removed"] == removed
+
+
+def test_with_the_lake_on_object_storage_the_pod_is_admitted_with_secret_refs_only(
+    home: Home,
+    cluster: WorkspaceCluster,
+    kube_server: KubeServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A remote lake with per-project Secrets: the real API server admits the pod under
+    "restricted" with the credentials as secretKeyRefs (the Secret need not exist for
+    admission; the kubelet would wait for it), no extract volume, and the project's
+    policy lets the pods reach the store's block."""
+    from kubernetes_asyncio.config import kube_config
+
+    from sde.hub.kube import SdeKubeSpawner
+
+    config_file = _kubeconfig(tmp_path / "kubeconfig", kube_server)
+    monkeypatch.setenv("KUBECONFIG", str(config_file))
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(config_file))
+    canaries = {
+        "SDE_LAKE_AWS_ACCESS_KEY_ID": "AKIACANARYKUBE000001",
+        "SDE_LAKE_AWS_SECRET_ACCESS_KEY": "canary-kube-secret-5e4d3c2b1a",
+    }
+    for name, value in canaries.items():
+        monkeypatch.setenv(name, value)
+    config_path = home.root / "config.yaml"
+    data = yaml.safe_load(config_path.read_text())
+    data["lake"] = {
+        "url": "s3://sde-lake/prod",
+        "options": {"AWS_ENDPOINT_URL": "https://objects.example.org"},
+        "workspace_credentials": "per_project_secret",
+        "project_credentials": "sde-lake-{project}",
+    }
+    data["workspaces"] = {
+        "image": cluster.settings.image,
+        "namespace": cluster.namespace,
+        "object_store_egress": [{"cidr": "10.20.0.0/16", "ports": [443]}],
+    }
+    config_path.write_text(yaml.safe_dump(data))
+
+    async def spawn_and_stop() -> dict[str, Any]:
+        spawner = SdeKubeSpawner(
+            _mock=True,
+            sde_home=str(home.root),
+            sde_api_url="http://sde.sde-services:8800/services/airlock",
+            start_timeout=4,
+            events_enabled=False,
+        )
+        spawner.sde_cluster = lambda settings: WorkspaceCluster(cluster.api, settings)
+        spawner.user.name = "alice"
+        spawner.user_options = {"project": "diabetes"}
+        with pytest.raises(TimeoutError):  # no kubelet: admitted, stored, never running
+            await spawner.start()
+        [pod] = cluster.api.list("Pod", cluster.namespace, {"sde/project": "diabetes"})
+        await spawner.stop(now=True)
+        return pod
+
+    pod = asyncio.run(spawn_and_stop())
+    text = yaml.safe_dump(pod)
+    assert not [name for name, value in canaries.items() if value in text]
+    container = pod["spec"]["containers"][0]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["SDE_EXTRACT"]["value"] == "s3://sde-lake/prod/projects/diabetes/extract"
+    assert env["AWS_ENDPOINT_URL"]["value"] == "https://objects.example.org"
+    assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": "sde-lake-diabetes",
+        "key": "AWS_SECRET_ACCESS_KEY",
+    }
+    assert "value" not in env["AWS_ACCESS_KEY_ID"]
+    assert {v["name"] for v in pod["spec"]["volumes"]} >= {"scratch", "tmp"}
+    assert not any(
+        "persistentVolumeClaim" in v or "csi" in v or v["name"] == "extract"
+        for v in pod["spec"]["volumes"]
+    )
+    policy = cluster.api.get("NetworkPolicy", network_policy_name("diabetes"), cluster.namespace)
+    blocks = [r for r in policy["spec"]["egress"] if "ipBlock" in r["to"][0]]
+    assert blocks == [
+        {"to": [{"ipBlock": {"cidr": "10.20.0.0/16"}}], "ports": [{"protocol": "TCP", "port": 443}]}
+    ]

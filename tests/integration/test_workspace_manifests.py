@@ -57,6 +57,11 @@ FULL_SETTINGS: dict[str, Any] = {
     "notebook_port": 8890,
     "hub_port": 8081,
     "sde_service_port": 8000,
+    "object_store_egress": [
+        {"cidr": "10.20.0.0/16", "ports": [443, 9000]},
+        {"cidr": "2001:db8:20::/48"},
+    ],
+    "allow_wide_object_store_egress": False,
 }
 SETTINGS = [PodSettings(), PodSettings.from_mapping(FULL_SETTINGS)]
 
@@ -145,3 +150,52 @@ def test_default_deny_selects_every_pod_and_allows_nothing(settings: PodSettings
     assert "ingress" not in spec
     assert "egress" not in spec
     assert policy["metadata"]["namespace"] == settings.namespace
+
+
+def _store_pod(settings: PodSettings) -> dict[str, Any]:
+    from sde.domain.workspaces import StoreExtract
+
+    extract = StoreExtract(
+        url="s3://sde-lake/prod/projects/diabetes-2026/extract",
+        options=(("AWS_ENDPOINT_URL", "https://objects.example.org"),),
+        secret_name="sde-lake-diabetes-2026",
+        secret_keys=("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
+        optional_secret_keys=("AWS_SESSION_TOKEN",),
+    )
+    return build_pod(
+        settings,
+        project_id="diabetes-2026",
+        person_id="alice.smith",
+        session_name="default",
+        env={"LANG": "en_GB.UTF-8"},
+        extract=extract,
+    )
+
+
+@pytest.mark.parametrize("settings", SETTINGS, ids=["defaults", "every-setting"])
+def test_a_pod_reading_the_store_is_a_valid_restricted_pod(settings: PodSettings) -> None:
+    pod = _store_pod(settings)
+    assert kubernetes_validate.validate(pod, NEWEST, strict=True)
+    assert check_pod_restricted(pod) == []
+    refs = [e for e in pod["spec"]["containers"][0]["env"] if "valueFrom" in e]
+    assert [r["name"] for r in refs] == [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+    ]
+    # The schema checks the reference's shape: a misspelt field is an error.
+    refs[0]["valueFrom"]["secretKeyRef"]["secret"] = "x"
+    with pytest.raises(kubernetes_validate.ValidationError, match="secret"):
+        kubernetes_validate.validate(pod, NEWEST, strict=True)
+
+
+def test_the_policy_with_store_egress_is_valid_and_an_ip_block_typo_fails() -> None:
+    settings = SETTINGS[1]
+    assert settings.object_store_egress
+    policy = build_network_policy(settings, project_id="diabetes-2026")
+    blocks = [r for r in policy["spec"]["egress"] if "ipBlock" in r["to"][0]]
+    assert [b["to"][0]["ipBlock"]["cidr"] for b in blocks] == ["10.20.0.0/16", "2001:db8:20::/48"]
+    assert kubernetes_validate.validate(policy, NEWEST, strict=True)
+    blocks[0]["to"][0]["ipBlock"]["cidrs"] = ["10.0.0.0/8"]
+    with pytest.raises(kubernetes_validate.ValidationError, match="cidrs"):
+        kubernetes_validate.validate(policy, NEWEST, strict=True)

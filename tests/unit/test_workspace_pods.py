@@ -14,7 +14,9 @@ from sde.domain.workspaces import (
     RESTRICTED_RULES,
     SETTING_KEYS,
     ExtractVolume,
+    ObjectStoreEgress,
     PodSettings,
+    StoreExtract,
     Toleration,
     build_network_policy,
     build_pod,
@@ -764,3 +766,238 @@ def test_net_bind_service_may_be_added() -> None:
 def test_extract_settings_reject_direct_construction_without_project() -> None:
     with pytest.raises(ConfigError, match="must contain"):
         ExtractVolume(claim="shared-extract")
+
+
+# --- the extract on object storage ---------------------------------------------------
+
+STORE_URL = "s3://sde-lake/prod/projects/diabetes-2026/extract"
+STORE_OPTIONS = (("AWS_ENDPOINT_URL", "https://objects.example.org"), ("AWS_REGION", "eu-west-2"))
+
+
+def store_extract(**kwargs: Any) -> StoreExtract:
+    fields: dict[str, Any] = {
+        "url": STORE_URL,
+        "options": STORE_OPTIONS,
+        "secret_name": "sde-lake-diabetes-2026",
+        "secret_keys": ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
+        "optional_secret_keys": ("AWS_SESSION_TOKEN",),
+    }
+    fields.update(kwargs)
+    return StoreExtract(**fields)
+
+
+def store_pod(extract: StoreExtract | None, env: dict[str, str] | None = None) -> dict[str, Any]:
+    return build_pod(
+        PodSettings(),
+        project_id="diabetes-2026",
+        person_id="alice",
+        session_name="default",
+        env={"TZ": "Europe/London", "LANG": "en_GB.UTF-8"} if env is None else env,
+        extract=extract,
+    )
+
+
+def test_a_pod_reading_its_extract_from_the_store_is_exactly_this() -> None:
+    built = store_pod(store_extract())
+    expected = copy.deepcopy(EXPECTED_POD)
+    container = expected["spec"]["containers"][0]
+    env = container["env"]
+    env[3] = {"name": "SDE_EXTRACT", "value": STORE_URL}
+    env[12:12] = [
+        {"name": "AWS_ENDPOINT_URL", "value": "https://objects.example.org"},
+        {"name": "AWS_REGION", "value": "eu-west-2"},
+        {
+            "name": "AWS_ACCESS_KEY_ID",
+            "valueFrom": {
+                "secretKeyRef": {"name": "sde-lake-diabetes-2026", "key": "AWS_ACCESS_KEY_ID"}
+            },
+        },
+        {
+            "name": "AWS_SECRET_ACCESS_KEY",
+            "valueFrom": {
+                "secretKeyRef": {"name": "sde-lake-diabetes-2026", "key": "AWS_SECRET_ACCESS_KEY"}
+            },
+        },
+        {
+            "name": "AWS_SESSION_TOKEN",
+            "valueFrom": {
+                "secretKeyRef": {
+                    "name": "sde-lake-diabetes-2026",
+                    "key": "AWS_SESSION_TOKEN",
+                    "optional": True,
+                }
+            },
+        },
+    ]
+    # No extract volume and no mount: the extract is read from the store.
+    container["volumeMounts"] = container["volumeMounts"][1:]
+    expected["spec"]["volumes"] = expected["spec"]["volumes"][1:]
+    assert built == expected
+    assert check_pod_restricted(built) == []
+    assert "persistentVolumeClaim" not in walk_keys(built)
+
+
+def test_without_a_secret_the_pod_has_no_credential_variables() -> None:
+    built = store_pod(store_extract(secret_name=None, secret_keys=(), optional_secret_keys=()))
+    env = built["spec"]["containers"][0]["env"]
+    assert "valueFrom" not in walk_keys(built)
+    assert {e["name"] for e in env} >= {"SDE_EXTRACT", "AWS_ENDPOINT_URL", "AWS_REGION"}
+    assert not any(e["name"].startswith("AWS_") and "KEY" in e["name"] for e in env)
+    assert [v["name"] for v in built["spec"]["volumes"]] == ["scratch", "tmp"]
+
+
+def test_the_store_extract_is_the_same_object_for_a_local_lake_as_before() -> None:
+    # extract=None is a local lake: exactly today's pod, with its extract volume.
+    assert store_pod(None) == EXPECTED_POD
+
+
+def test_env_may_not_override_the_stores_variables() -> None:
+    with pytest.raises(InputError, match=r"AWS_REGION.*set by sde"):
+        store_pod(store_extract(), env={"AWS_REGION": "us-east-1"})
+
+
+def test_the_builder_refuses_an_extract_of_the_wrong_type() -> None:
+    with pytest.raises(InputError, match="StoreExtract"):
+        store_pod({"url": STORE_URL})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"url": "/data/extract"}, "object-store URL"),
+        ({"url": "s3://key:hunter2-value@bucket/p"}, "user information"),
+        ({"url": "s3://bucket/p?x=hunter2-value"}, "object-store URL"),
+        ({"url": "s3://bucket/$(HOME)/hunter2-value"}, "must not contain"),
+        ({"url": "s3://bucket/{username}/hunter2-value"}, "must not contain"),
+        ({"options": (("AWS_SECRET_ACCESS_KEY", "hunter2-value"),)}, "looks like a credential"),
+        ({"options": (("AWS_ACCESS_KEY_ID", "hunter2-value"),)}, "looks like a credential"),
+        ({"options": (("SDE_EXTRACT", "hunter2-value"),)}, "is set by sde"),
+        ({"options": (("AWS-REGION", "hunter2-value"),)}, "not a valid variable name"),
+        ({"options": (("AWS_REGION", "a"), ("AWS_REGION", "hunter2-value"))}, "given twice"),
+        ({"options": (("AWS_REGION", 3),)}, "text value"),
+        ({"options": (("AWS_REGION", "$(hunter2-value)"),)}, "must not contain"),
+        ({"options": {"AWS_REGION": "hunter2-value"}}, "pairs of name and value"),
+        ({"secret_name": "Not_A_Name"}, "valid Secret name"),
+        ({"secret_name": None}, "credential keys need 'secret_name'"),
+        ({"secret_keys": (), "optional_secret_keys": ()}, "at least one credential key"),
+        ({"secret_keys": ("AWS_REGION",)}, "given twice"),
+        ({"secret_keys": ("HOME",)}, "is set by sde"),
+    ],
+)
+def test_bad_store_extracts_are_refused_without_their_values(
+    fields: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message) as caught:
+        store_extract(**fields)
+    assert "hunter2-value" not in str(caught.value)
+
+
+def test_paths_to_token_files_are_plain_options() -> None:
+    extract = store_extract(
+        options=(("AWS_WEB_IDENTITY_TOKEN_FILE", "/var/run/secrets/token"),),
+        secret_name=None,
+        secret_keys=(),
+        optional_secret_keys=(),
+    )
+    assert extract.plain_env() == {
+        "SDE_EXTRACT": STORE_URL,
+        "AWS_WEB_IDENTITY_TOKEN_FILE": "/var/run/secrets/token",
+    }
+    assert extract.credential_env() == []
+
+
+@pytest.mark.parametrize("name", ["AWS_ACCESS_KEY_ID", "MY_ACCESS_KEY_FOR_X"])
+def test_access_key_names_are_secrets_in_extra_env(name: str) -> None:
+    with pytest.raises(InputError, match="looks like a secret"):
+        check_env({name: "hunter2-value"})
+
+
+# --- egress to the object store ------------------------------------------------------
+
+
+def test_object_store_egress_is_parsed_and_written_in_full() -> None:
+    settings = PodSettings.from_mapping(
+        {
+            "object_store_egress": [
+                {"cidr": "10.20.0.0/16", "ports": [443, 9000]},
+                {"cidr": "192.0.2.7"},
+                {"cidr": "2001:DB8:20::/48"},
+            ]
+        }
+    )
+    assert settings.object_store_egress == (
+        ObjectStoreEgress("10.20.0.0/16", (443, 9000)),
+        ObjectStoreEgress("192.0.2.7/32", (443,)),
+        ObjectStoreEgress("2001:db8:20::/48", (443,)),
+    )
+    assert PodSettings.from_mapping({"object_store_egress": None}) == PodSettings()
+
+
+@pytest.mark.parametrize(
+    ("blocks", "message"),
+    [
+        ("10.0.0.0/8", "must be a list"),
+        ([{"cidr": "10.20.0.1/16"}], "not an address block"),
+        ([{"cidr": "objects.example.org"}], "not an address block"),
+        ([{"ports": [443]}], "needs a 'cidr'"),
+        ([{"cidr": "10.20.0.0/16", "ports": []}], "at least one port"),
+        ([{"cidr": "10.20.0.0/16", "ports": [0]}], "port numbers"),
+        ([{"cidr": "10.20.0.0/16", "ports": [True]}], "port numbers"),
+        ([{"cidr": "10.20.0.0/16", "ports": "443"}], "list of port numbers"),
+        ([{"cidr": "10.20.0.0/16", "ports": [443, 443]}], "given twice"),
+        ([{"cidr": "10.20.0.0/16", "protocol": "UDP"}], "unknown .* settings: protocol"),
+        (["10.20.0.0/16"], "must be a mapping"),
+        ([{"cidr": "0.0.0.0/0"}], "wider than /8"),
+        ([{"cidr": "0.0.0.0/1"}, {"cidr": "128.0.0.0/1"}], "wider than /8"),
+        ([{"cidr": "::/0"}], "wider than /32"),
+    ],
+)
+def test_bad_object_store_egress_is_refused(blocks: Any, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        PodSettings.from_mapping({"object_store_egress": blocks})
+
+
+def test_a_wide_block_needs_the_explicit_flag() -> None:
+    wide = {"object_store_egress": [{"cidr": "0.0.0.0/0", "ports": [443]}]}
+    settings = PodSettings.from_mapping({**wide, "allow_wide_object_store_egress": True})
+    assert settings.object_store_egress[0].is_wide
+    assert not ObjectStoreEgress("10.0.0.0/8").is_wide
+    assert ObjectStoreEgress("10.0.0.0/7").is_wide
+    with pytest.raises(ConfigError, match="true or false"):
+        PodSettings.from_mapping({**wide, "allow_wide_object_store_egress": "yes"})
+    with pytest.raises(ConfigError, match="ObjectStoreEgress values"):
+        PodSettings(object_store_egress=({"cidr": "10.0.0.0/8"},))  # type: ignore[arg-type]
+
+
+def test_the_policy_lets_the_pods_reach_only_the_stores_blocks() -> None:
+    plain = build_network_policy(PodSettings(), project_id="diabetes-2026")
+    settings = PodSettings.from_mapping(
+        {
+            "object_store_egress": [
+                {"cidr": "10.20.0.0/16", "ports": [443, 9000]},
+                {"cidr": "2001:db8:20::/48"},
+            ]
+        }
+    )
+    policy = build_network_policy(settings, project_id="diabetes-2026")
+    egress = policy["spec"]["egress"]
+    # Today's rules unchanged, then one rule per block: its CIDR, its TCP ports.
+    assert egress[:3] == plain["spec"]["egress"]
+    assert egress[3:] == [
+        {
+            "to": [{"ipBlock": {"cidr": "10.20.0.0/16"}}],
+            "ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 9000}],
+        },
+        {
+            "to": [{"ipBlock": {"cidr": "2001:db8:20::/48"}}],
+            "ports": [{"protocol": "TCP", "port": 443}],
+        },
+    ]
+    assert {k: v for k, v in policy["spec"].items() if k != "egress"} == {
+        k: v for k, v in plain["spec"].items() if k != "egress"
+    }
+    for rule in egress:
+        # Never a rule open to every peer or to every port.
+        assert rule["to"]
+        assert rule["ports"]
+        assert "except" not in walk_keys(rule)

@@ -12,7 +12,8 @@ with what differs inside a cluster:
   (``$SDE_AIRLOCK_API_TOKEN``); workspace pods reach it at ``$SDE_POD_API_URL``;
 - the public register, the patient's page and the session guard stay hub-managed
   services on this pod's loopback, as ``sde serve`` runs them; the patient's page gets
-  its OpenID Connect client secret passed on when one is set.
+  its OpenID Connect client secret passed on when one is set, and the managed services
+  the lake's ``SDE_LAKE_*`` credentials when the lake is on object storage.
 
 Every value comes from the pod's environment, set by the chart; a missing one stops the
 hub (nothing falls back to a default). Messages name variables, never their values.
@@ -61,6 +62,10 @@ c.SdeKubeSpawner.namespace = PodSettings.from_mapping(  # noqa: F821
     _home.settings.extra.get("workspaces")
 ).namespace
 
+# The lake's credentials on object storage (SDE_LAKE_*, from the existing Secret) go to
+# the hub-managed services that read the lake (the patient's page, the session guard):
+# a managed service gets only the environment it is given.
+_lake = {name: value for name, value in os.environ.items() if name.startswith("SDE_LAKE_")}
 _services = []
 for _service in c.JupyterHub.services:  # noqa: F821
     if _service["name"] == AIRLOCK_SERVICE:
@@ -73,7 +78,12 @@ for _service in c.JupyterHub.services:  # noqa: F821
         }
     elif _service["name"] == PATIENT_SERVICE:
         _passed = {name: os.environ[name] for name in PATIENT_SECRETS if os.environ.get(name)}
-        if _passed:
-            _service = {**_service, "environment": _passed}
+        if _passed or _lake:
+            _service = {
+                **_service,
+                "environment": {**_service.get("environment", {}), **_passed, **_lake},
+            }
+    elif _lake and "command" in _service:
+        _service = {**_service, "environment": {**_service.get("environment", {}), **_lake}}
     _services.append(_service)
 c.JupyterHub.services = _services  # noqa: F821

@@ -11,7 +11,10 @@ own root belongs to root, so it cannot be made private itself):
   existing Secret), written 0600 by this user. (A Secret volume cannot give this: its
   files belong to root, and group-readable ones fail sde's 0600 check.)
 - ``lake`` and ``sources``: links into the lake's volume (``$SDE_DATA``), whose zone
-  folders are created when missing.
+  folders are created when missing. With the lake on object storage (``lake:`` in the
+  config) the volume holds only the working folders (``projects`` for outputs, ``egress``)
+  and no table zone is made on it; the store's credentials are not needed here (the
+  pod's own container gets them as ``SDE_LAKE_*`` variables).
 
 The result is opened with sde's own ``open_home`` and its key read once, so a pod whose
 home would not work never starts. Messages name files and variables, never a value.
@@ -28,6 +31,7 @@ import yaml
 from sde.services.home import CONFIG_FILE, KEY_FILE, MARKER, open_home, parse_key_override
 
 ZONES = ("linked", "projects", "quarantine", "egress", "manifests")
+WORKING = ("projects", "egress")
 
 
 def _private(path: Path, content: bytes) -> None:
@@ -67,7 +71,8 @@ def prepare(environ: dict[str, str] | None = None) -> Path:
     _private(root / KEY_FILE, key)
     _private(root / CONFIG_FILE, yaml.safe_dump(settings, sort_keys=True).encode())
     lake = data / "lake"
-    for zone in ZONES:
+    remote = isinstance(settings.get("lake"), dict) and bool(settings["lake"].get("url"))
+    for zone in WORKING if remote else ZONES:
         (lake / zone).mkdir(parents=True, exist_ok=True)
     (data / "sources").mkdir(parents=True, exist_ok=True)
     for name, target in (("lake", lake), ("sources", data / "sources")):

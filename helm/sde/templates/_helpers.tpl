@@ -70,6 +70,78 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace 
       key: {{ required (printf "secrets.keys.%s: name the key of the existing Secret" .key) $key }}
 {{- end -}}
 
+{{/* The lake on object storage ------------------------------------------------------ */}}
+
+{{- define "sde.lakeIsRemote" -}}
+{{- if ne .Values.lake.type "pvc" -}}true{{- end -}}
+{{- end -}}
+
+{{/* The store's credentials as SDE_LAKE_<OPTION> variables, each from the existing Secret
+by secretKeyRef; none when the keys are "" (workload identity). */}}
+{{- define "sde.lakeEnv" -}}
+{{- if include "sde.lakeIsRemote" . -}}
+{{- $keys := .Values.secrets.keys -}}
+{{- $pairs := list -}}
+{{- if eq .Values.lake.type "s3" -}}
+{{- $pairs = list (list "SDE_LAKE_AWS_ACCESS_KEY_ID" "lakeAccessKeyId") (list "SDE_LAKE_AWS_SECRET_ACCESS_KEY" "lakeSecretAccessKey") -}}
+{{- if and (not $keys.lakeAccessKeyId) $keys.lakeSecretAccessKey -}}
+{{- fail "secrets.keys.lakeAccessKeyId: name it with lakeSecretAccessKey (or leave both empty for workload identity)" -}}
+{{- end -}}
+{{- if and $keys.lakeAccessKeyId (not $keys.lakeSecretAccessKey) -}}
+{{- fail "secrets.keys.lakeSecretAccessKey: name it with lakeAccessKeyId (or leave both empty for workload identity)" -}}
+{{- end -}}
+{{- else if eq .Values.lake.type "azure" -}}
+{{- $pairs = list (list "SDE_LAKE_AZURE_STORAGE_ACCOUNT_KEY" "lakeAzureAccountKey") -}}
+{{- else if eq .Values.lake.type "gcs" -}}
+{{- $pairs = list (list "SDE_LAKE_GOOGLE_SERVICE_ACCOUNT_KEY" "lakeGcsServiceAccountKey") -}}
+{{- end -}}
+{{- range $pairs -}}
+{{- if index $keys (index . 1) }}
+{{ include "sde.secretEnv" (dict "root" $ "env" (index . 0) "key" (index . 1)) }}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The lake's section of config.yaml (plain options only; no credentials). */}}
+{{- define "sde.lakeSettings" -}}
+{{- $store := .Values.lake.objectStore -}}
+{{- $options := dict -}}
+{{- if eq .Values.lake.type "s3" -}}
+{{- with $store.endpoint }}{{ $_ := set $options "AWS_ENDPOINT_URL" . }}{{ end -}}
+{{- with $store.region }}{{ $_ := set $options "AWS_REGION" . }}{{ end -}}
+{{- if $store.allowHttp }}{{ $_ := set $options "AWS_ALLOW_HTTP" "true" }}{{ end -}}
+{{- else if eq .Values.lake.type "azure" -}}
+{{- with $store.accountName }}{{ $_ := set $options "AZURE_STORAGE_ACCOUNT_NAME" . }}{{ end -}}
+{{- with $store.endpoint }}{{ $_ := set $options "AZURE_ENDPOINT" . }}{{ end -}}
+{{- if $store.allowHttp }}{{ $_ := set $options "AZURE_ALLOW_HTTP" "true" }}{{ end -}}
+{{- end -}}
+{{- $lake := dict
+  "url" (required "lake.objectStore.url: the lake's URL (s3://bucket/prefix, ...) is required with object storage" $store.url)
+  "options" $options
+  "workspace_credentials" $store.workspaceCredentials
+-}}
+{{- if eq $store.workspaceCredentials "per_project_secret" -}}
+{{- if not (contains "{project}" $store.projectCredentials) -}}
+{{- fail "lake.objectStore.projectCredentials must contain {project}: each project has its own credentials" -}}
+{{- end -}}
+{{- $_ := set $lake "project_credentials" $store.projectCredentials -}}
+{{- end -}}
+{{- toYaml $lake -}}
+{{- end -}}
+
+{{/* Egress to the store (hub, airlock, ingest). */}}
+{{- define "sde.lakeEgress" -}}
+{{- if include "sde.lakeIsRemote" . -}}
+- to:
+    {{- include "sde.peers" (dict "peers" .Values.lake.objectStore.egressTo "where" "lake.objectStore.egressTo") | nindent 4 }}
+  ports:
+    {{- range .Values.lake.objectStore.ports }}
+    - {protocol: TCP, port: {{ . }}}
+    {{- end }}
+{{- end -}}
+{{- end -}}
+
 {{/* Pod security: restricted ----------------------------------------------------- */}}
 
 {{- define "sde.podSecurityContext" -}}

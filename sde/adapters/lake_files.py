@@ -1,0 +1,234 @@
+"""Small file operations in a lake zone, wherever the lake is: a local folder (pathlib)
+or a prefix of an object store (``pyarrow.fs``: ``S3FileSystem``, ``AzureFileSystem``,
+``GcsFileSystem``, built from the same delta-rs storage options as
+:class:`~sde.adapters.delta.RemoteTable`).
+
+Only what sde needs beside the Delta tables themselves: whether something is there, the
+tables of a zone, a small file (an extract's manifest) read and written whole, a folder
+made. Tables are read and written by :mod:`sde.adapters.delta`.
+
+A store that refuses or cannot be reached raises :class:`~sde.errors.ConfigError` naming
+the location and what went wrong in general terms (access denied, not reachable), never
+the store's own message (which might echo a request) nor an option's value.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pyarrow.fs as pafs
+
+from sde.adapters.delta import Location, RemoteTable
+from sde.errors import ConfigError
+
+DELTA_LOG = "_delta_log"
+
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_DENIED = (
+    "ACCESS_DENIED",
+    "AccessDenied",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "SIGNATURE_DOES_NOT_MATCH",
+    "INVALID_ACCESS_KEY_ID",
+    "UserNotFound",
+    "EXPIRED_TOKEN",
+    "403",
+    "401",
+    "AuthorizationFailure",
+    "AuthenticationFailed",
+    "Forbidden",
+    "Unauthorized",
+)
+
+
+class LakeUnavailable(ConfigError):
+    """The lake's store refused or could not be reached."""
+
+
+def _flag(options: Mapping[str, str], name: str) -> bool:
+    return options.get(name, "").strip().lower() in _TRUE
+
+
+def filesystem(remote: RemoteTable) -> tuple[pafs.FileSystem, str]:
+    """A pyarrow file system for ``remote`` and the path of ``remote`` inside it."""
+    scheme, _, rest = remote.uri.partition("://")
+    options = {k.upper(): v for k, v in remote.storage_options.items()}
+    if scheme in ("s3", "s3a"):
+        return _s3(options), rest.rstrip("/")
+    if scheme in ("az", "abfs", "abfss"):
+        return _azure(scheme, rest, options)
+    if scheme == "gs":
+        return pafs.GcsFileSystem(), rest.rstrip("/")
+    raise ConfigError(f"no file system for {scheme}:// locations")  # pragma: no cover
+
+
+def _s3(options: Mapping[str, str]) -> pafs.S3FileSystem:
+    kwargs: dict[str, object] = {}
+    endpoint = options.get("AWS_ENDPOINT_URL") or options.get("AWS_ENDPOINT")
+    if endpoint:
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError("the lake's AWS_ENDPOINT_URL must be an http(s) address")
+        if parts.scheme == "http" and not _flag(options, "AWS_ALLOW_HTTP"):
+            raise ConfigError(
+                "the lake's AWS_ENDPOINT_URL is plain http: set AWS_ALLOW_HTTP to true to allow it"
+            )
+        kwargs["endpoint_override"] = parts.netloc + parts.path.rstrip("/")
+        kwargs["scheme"] = parts.scheme
+    region = options.get("AWS_REGION") or options.get("AWS_DEFAULT_REGION")
+    if region:
+        kwargs["region"] = region
+    if "AWS_ACCESS_KEY_ID" in options or "AWS_SECRET_ACCESS_KEY" in options:
+        kwargs["access_key"] = options.get("AWS_ACCESS_KEY_ID", "")
+        kwargs["secret_key"] = options.get("AWS_SECRET_ACCESS_KEY", "")
+        if "AWS_SESSION_TOKEN" in options:
+            kwargs["session_token"] = options["AWS_SESSION_TOKEN"]
+    elif options.get("AWS_ROLE_ARN") and options.get("AWS_WEB_IDENTITY_TOKEN_FILE"):
+        kwargs["role_arn"] = options["AWS_ROLE_ARN"]
+        kwargs["session_name"] = options.get("AWS_ROLE_SESSION_NAME", "sde")
+        kwargs["load_frequency"] = 900
+    kwargs["force_virtual_addressing"] = _flag(options, "AWS_VIRTUAL_HOSTED_STYLE_REQUEST")
+    return pafs.S3FileSystem(**kwargs)
+
+
+def _azure(scheme: str, rest: str, options: Mapping[str, str]) -> tuple[pafs.AzureFileSystem, str]:
+    authority, _, path = rest.partition("/")
+    container, at, host = authority.partition("@")
+    account = options.get("AZURE_STORAGE_ACCOUNT_NAME") or (host.split(".", 1)[0] if at else "")
+    if not account:
+        raise ConfigError("an Azure lake needs AZURE_STORAGE_ACCOUNT_NAME (or an abfss:// URL)")
+    kwargs: dict[str, object] = {}
+    if "AZURE_STORAGE_ACCOUNT_KEY" in options:
+        kwargs["account_key"] = options["AZURE_STORAGE_ACCOUNT_KEY"]
+    if "AZURE_STORAGE_SAS_KEY" in options:
+        kwargs["sas_token"] = options["AZURE_STORAGE_SAS_KEY"]
+    for option, name in (
+        ("AZURE_CLIENT_ID", "client_id"),
+        ("AZURE_TENANT_ID", "tenant_id"),
+        ("AZURE_CLIENT_SECRET", "client_secret"),
+    ):
+        if option in options:
+            kwargs[name] = options[option]
+    endpoint = options.get("AZURE_ENDPOINT")
+    if endpoint:
+        parts = urlsplit(endpoint)
+        kwargs["blob_storage_authority"] = parts.netloc
+        kwargs["blob_storage_scheme"] = parts.scheme
+    fs = pafs.AzureFileSystem(account, **kwargs)
+    return fs, f"{container}/{path}".rstrip("/")
+
+
+def unavailable(location: Location, exc: BaseException) -> LakeUnavailable:
+    """The error to raise for a store's failure at ``location`` (the store's own message
+    is looked at, never repeated)."""
+    text = f"{type(exc).__name__} {exc}"
+    if any(marker in text for marker in _DENIED):
+        return LakeUnavailable(
+            f"the lake's store refused access to {location}: check the lake credentials "
+            "(SDE_LAKE_* variables) and the store's policy"
+        )
+    return LakeUnavailable(
+        f"cannot reach the lake at {location} ({type(exc).__name__}); check lake.url, "
+        "the endpoint and the network"
+    )
+
+
+def _info(location: RemoteTable) -> pafs.FileInfo:
+    fs, path = filesystem(location)
+    try:
+        return fs.get_file_info(path)
+    except (OSError, ValueError) as exc:
+        raise unavailable(location, exc) from None
+
+
+def exists(location: Location) -> bool:
+    """Whether a file or a non-empty folder is at ``location``."""
+    if isinstance(location, Path):
+        return location.exists()
+    return bool(_info(location).type != pafs.FileType.NotFound)
+
+
+def folders(location: Location) -> list[str]:
+    """The names of the folders directly in ``location`` (sorted; none if it is absent)."""
+    if isinstance(location, Path):
+        if not location.is_dir():
+            return []
+        return sorted(p.name for p in location.iterdir() if p.is_dir())
+    fs, path = filesystem(location)
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+    except (OSError, ValueError) as exc:
+        raise unavailable(location, exc) from None
+    return sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory)
+
+
+def list_tables(location: Location) -> list[str]:
+    """The names of the Delta tables directly in ``location`` (a zone such as ``linked``),
+    sorted: folders holding a ``_delta_log``."""
+    return [name for name in folders(location) if exists(location / name / DELTA_LOG)]
+
+
+def read_bytes(location: Location) -> bytes:
+    """A small file, whole. :class:`FileNotFoundError` when there is none."""
+    if isinstance(location, Path):
+        return location.read_bytes()
+    fs, path = filesystem(location)
+    try:
+        with fs.open_input_stream(path) as stream:
+            return bytes(stream.read())
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError) as exc:
+        if _info(location).type == pafs.FileType.NotFound:
+            raise FileNotFoundError(str(location)) from None
+        raise unavailable(location, exc) from None
+
+
+def write_bytes(location: Location, data: bytes) -> None:
+    """Write a small file whole: locally through a temporary file renamed into place, on
+    object storage as one PUT (readers see the old or the new file, never part of one)."""
+    if isinstance(location, Path):
+        location.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=location.parent, prefix=f".{location.name}.")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(temp, location)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+        return
+    fs, path = filesystem(location)
+    try:
+        with fs.open_output_stream(path) as stream:
+            stream.write(data)
+    except (OSError, ValueError) as exc:
+        raise unavailable(location, exc) from None
+
+
+def make_folder(location: Location) -> None:
+    """A local folder (with its parents); nothing on object storage, where a prefix
+    exists as soon as an object is written under it."""
+    if isinstance(location, Path):
+        location.mkdir(parents=True, exist_ok=True)
+
+
+def check_access(location: Location) -> None:
+    """Fail early, with a clear error, when the lake cannot be listed (wrong
+    credentials, unreachable endpoint, missing bucket)."""
+    if isinstance(location, Path):
+        return
+    fs, path = filesystem(location)
+    bucket = path.split("/", 1)[0]
+    try:
+        info = fs.get_file_info(bucket)
+        fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+    except (OSError, ValueError) as exc:
+        raise unavailable(location, exc) from None
+    if info.type == pafs.FileType.NotFound:
+        raise LakeUnavailable(f"the lake's bucket or container for {location} does not exist")
