@@ -650,9 +650,7 @@ class DuplicateFinder:
         digest = row_digest(fields)
         earlier = self._rows.setdefault(digest, row_number)
         if earlier != row_number:
-            return Rejection(
-                Reason.DUPLICATE_ROW, f"the row is an exact copy of data row {earlier}"
-            )
+            return duplicate_row(earlier)
         return None
 
     def repeated_key(self, key: tuple[str, ...], row_number: int) -> Rejection | None:
@@ -661,11 +659,20 @@ class DuplicateFinder:
         digest = row_digest(key)
         earlier = self._keys.setdefault(digest, row_number)
         if earlier != row_number:
-            return Rejection(
-                Reason.DUPLICATE_KEY,
-                f"key ({', '.join(self.key_columns)}) repeats data row {earlier}",
-            )
+            return duplicate_key(self.key_columns, earlier)
         return None
+
+
+def duplicate_row(earlier: int) -> Rejection:
+    """An exact copy of data row ``earlier`` (the first occurrence is kept)."""
+    return Rejection(Reason.DUPLICATE_ROW, f"the row is an exact copy of data row {earlier}")
+
+
+def duplicate_key(key_columns: Sequence[str], earlier: int) -> Rejection:
+    """The key columns repeat data row ``earlier`` (the first occurrence is kept)."""
+    return Rejection(
+        Reason.DUPLICATE_KEY, f"key ({', '.join(key_columns)}) repeats data row {earlier}"
+    )
 
 
 def malformed(expected: int, found: int) -> Rejection:

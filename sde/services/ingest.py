@@ -23,10 +23,8 @@ written. Writes happen in the order linked, quarantine, manifest.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
-import io
 import json
 import sys
 from collections import Counter
@@ -35,13 +33,24 @@ from dataclasses import dataclass, field
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import Any, Literal, Protocol
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import yaml
 from tqdm import tqdm
 
 from sde.adapters import delta
+from sde.adapters.arrow_hmac import ArrowLinkagePseudonymiser
+from sde.adapters.csv_arrow import RawBatch, python_records, read_raw_batches
+from sde.domain.batch_rules import (
+    BatchCheck,
+    PreparedBatch,
+    SeenTable,
+    first_seen,
+    prepare_batch,
+)
 from sde.domain.datasets import (
     PID,
     CheckedRow,
@@ -53,6 +62,8 @@ from sde.domain.datasets import (
     check_header,
     check_row,
     deidentification_failed,
+    duplicate_key,
+    duplicate_row,
     malformed,
     parse_spec,
 )
@@ -66,7 +77,12 @@ from sde.services.home import Home
 from sde.services.ports import AuditSink
 
 MANIFEST_TABLE = "ingest"
-BATCH_ROWS = 5_000
+BATCH_ROWS = 262_144
+"""Records per batch."""
+Method = Literal["batch", "rowwise"]
+"""How rows are read and checked: ``batch`` (Arrow batches, the default) or ``rowwise``
+(Python's ``csv`` and ``check_row`` one row at a time: the reference, kept for the
+equivalence tests and as the benchmark's baseline)."""
 COMMIT_SHA_KEY = "sde.source_sha256"
 
 _ARROW_TYPES: dict[OutputType, pa.DataType] = {
@@ -291,13 +307,15 @@ def ingest_file(
     deidentifier: FreeTextDeidentifier | None = None,
     batch_rows: int = BATCH_ROWS,
     engine: PolicyEngine | None = None,
+    method: Method = "batch",
 ) -> IngestResult:
     """Ingest one provider file for ``spec``. ``references`` name the files of the
     spec's ``known_from`` datasets (default ``<home>/sources/<name>.csv``).
 
     Given ``engine``, the ``sde.ingest`` policy decides first, from the file's header and
     the spec alone: a refusal raises ``PolicyDenied`` before any row is read, and nothing is
-    written."""
+    written. ``method`` is for tests and benchmarks (see :data:`Method`): both give the
+    same result."""
     header = _checked_header(spec, path)
     if engine is not None:
         require_spec_allowed(engine, spec, header, source=path.name)
@@ -312,6 +330,7 @@ def ingest_file(
         references=references,
         deidentifier=deidentifier,
         batch_rows=batch_rows,
+        method=method,
     )
 
 
@@ -336,6 +355,7 @@ def _ingest_checked(
     references: Mapping[str, Path] | None,
     deidentifier: FreeTextDeidentifier | None,
     batch_rows: int,
+    method: Method = "batch",
 ) -> IngestResult:
     sha256 = file_sha256(path)
     previous = _previous(home, spec.name, sha256)
@@ -375,6 +395,8 @@ def _ingest_checked(
         source_file=path.name,
         sha256=sha256,
         pseudonymiser=LinkagePseudonymiser(home.master_key()),
+        batch_pseudonymiser=ArrowLinkagePseudonymiser(home.master_key()),
+        method=method,
         deidentifier=deidentifier,
         known_by_patient=known_by_patient,
         batch_rows=batch_rows,
@@ -557,41 +579,10 @@ def _int(value: object) -> int:
 # --- reading -----------------------------------------------------------------------------
 
 
-class _Progress(io.RawIOBase):
-    """A binary file that reports the bytes read to a progress bar."""
-
-    def __init__(self, raw: IO[bytes], bar: tqdm[Any]) -> None:
-        self._raw = raw
-        self._bar = bar
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        data = self._raw.read(len(buffer))
-        buffer[: len(data)] = data
-        self._bar.update(len(data))
-        return len(data)
-
-
 def _rows(path: Path, bar: tqdm[Any] | None = None) -> Iterator[list[str]]:
-    """CSV records of ``path`` (header first). Quoted fields may hold newlines."""
-    with path.open("rb") as raw:
-        stream: IO[bytes] = raw
-        if bar is not None:
-            stream = io.BufferedReader(_Progress(raw, bar), buffer_size=1 << 16)
-        text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-        reader = csv.reader(text, strict=True)
-        try:
-            yield from reader
-        except UnicodeDecodeError:
-            raise InputError(
-                f"{path.name} is not UTF-8 text (near data row {max(reader.line_num - 1, 1)})"
-            ) from None
-        except csv.Error as exc:
-            raise InputError(
-                f"{path.name} is not valid CSV near line {reader.line_num}: {exc}"
-            ) from None
+    """CSV records of ``path`` (header first) by Python's ``csv``: the reference reader
+    (:func:`sde.adapters.csv_arrow.python_records`). Quoted fields may hold newlines."""
+    return python_records(path, None if bar is None else bar.update)
 
 
 def _read_header(path: Path) -> list[str]:
@@ -658,6 +649,19 @@ def _known_from_references(
 
 # --- one run -----------------------------------------------------------------------------
 
+_PID_CHARS = 32  # a pid is 128 bits as lower-case hex
+
+
+def _fixed_rows(values: pa.Array, width: int) -> np.ndarray:
+    """The characters of a string array whose values are all ``width`` bytes, as rows."""
+    offsets = np.frombuffer(
+        values.buffers()[1], dtype=np.int32, count=len(values) + 1, offset=values.offset * 4
+    )
+    if not bool(np.all(np.diff(offsets) == width)):  # pragma: no cover - pids are fixed width
+        raise AssertionError("expected values of one width")
+    data = np.frombuffer(values.buffers()[2], dtype=np.uint8)
+    return data[int(offsets[0]) : int(offsets[-1])].reshape(len(values), width)
+
 
 @dataclass
 class _Run:
@@ -669,13 +673,20 @@ class _Run:
     deidentifier: FreeTextDeidentifier | None
     known_by_patient: Mapping[str, list[tuple[Pii, str]]]
     batch_rows: int
+    batch_pseudonymiser: ArrowLinkagePseudonymiser
     sign_in_key: bytes | None = None
+    method: Method = "batch"
     rows_in: int = 0
     rows_written: int = 0
     quarantined: list[dict[str, object]] = field(default_factory=list)
     error: BaseException | None = None
     sign_in_pids: list[str] = field(default_factory=list)
     sign_in_checks: list[str] = field(default_factory=list)
+    pid_table: SeenTable = field(default_factory=SeenTable)
+    """The batch engine's NHS numbers met so far in the file -> their row in ``pid_rows``."""
+    pid_rows: np.ndarray = field(default_factory=lambda: np.zeros((1024, _PID_CHARS), np.uint8))
+    """The pids met so far, one row of hex characters each (the first ``pid_count``)."""
+    pid_count: int = 0
 
     def batches(self, path: Path, bar: tqdm[Any]) -> Iterator[pa.RecordBatch]:
         try:
@@ -687,6 +698,201 @@ class _Run:
             raise
 
     def _batches(self, path: Path, bar: tqdm[Any]) -> Iterator[pa.RecordBatch]:
+        if self.method == "rowwise":
+            yield from self._rowwise_batches(path, bar)
+        else:
+            yield from self._arrow_batches(path, bar)
+        if self.rows_in != self.rows_written + len(self.quarantined):
+            # Checked here too so that a miscount aborts the commit, not only the manifest.
+            raise RuntimeError(
+                f"ingest of {self.source_file}: rows in ({self.rows_in}) is not rows written "
+                f"({self.rows_written}) plus rows quarantined ({len(self.quarantined)})"
+            )
+
+    def _arrow_batches(self, path: Path, bar: tqdm[Any]) -> Iterator[pa.RecordBatch]:
+        """The batch engine: Arrow batches through the stages of :mod:`sde.domain.batch_rules`
+        (exactly the row-wise engine's results, in the same order): the stateless stage
+        (:func:`prepare_batch`), then what needs the batches before (which rows are the
+        first of their kind, pids met before), one batch at a time."""
+        # Sized for the file (about 64 bytes a row or more) so that it rarely grows.
+        rows = min(max(path.stat().st_size // 64, 1 << 16), 1 << 24)
+        seen_rows = SeenTable(capacity=rows * 10 // 7)
+        seen_keys = SeenTable(capacity=rows * 10 // 7 if self.spec.key else 1 << 16)
+        raw_batches = read_raw_batches(
+            path, self.header, batch_records=self.batch_rows, on_bytes=bar.update
+        )
+        for raw in raw_batches:
+            self.rows_in += raw.records
+            prepared = prepare_batch(self.spec, raw.columns)
+            out = self._arrow_batch(raw, prepared, seen_rows, seen_keys)
+            if out.num_rows:
+                yield out
+
+    def _arrow_batch(
+        self,
+        raw: RawBatch,
+        prepared: PreparedBatch,
+        seen_rows: SeenTable,
+        seen_keys: SeenTable,
+    ) -> pa.RecordBatch:
+        spec = self.spec
+        width = len(self.header)
+        rejected: list[tuple[int, Rejection, int]] = []  # (record number, why, row index)
+        columns = raw.columns
+        numbers = raw.numbers.to_numpy()
+        checked = prepared.checked
+        # Exact copies among well-formed rows come first, before any rule.
+        earlier = first_seen(prepared.row_digests, numbers, seen_rows)
+        fresh = earlier == numbers
+        copies = np.flatnonzero(~fresh)
+        rejected.extend((int(numbers[i]), duplicate_row(int(earlier[i])), int(i)) for i in copies)
+        rejected.extend(
+            (int(numbers[i]), why, i) for i, why in checked.rejections.items() if fresh[i]
+        )
+        accepted = np.flatnonzero(checked.passed)
+        passed = accepted[fresh[accepted]]
+        if spec.key and len(passed):
+            keys = prepared.key_digests[fresh[accepted]]
+            passed_numbers = numbers[passed]
+            key_first = first_seen(keys, passed_numbers, seen_keys)
+            repeats = key_first != passed_numbers
+            rejected.extend(
+                (int(passed_numbers[i]), duplicate_key(spec.key, int(key_first[i])), int(p))
+                for i, p in enumerate(passed)
+                if repeats[i]
+            )
+            passed = passed[~repeats]
+        kept = pa.array(passed, pa.int64())
+        digits = checked.nhs_numbers.take(kept)
+        outputs = {name: array.take(kept) for name, array in checked.values.items()}
+        if checked.free_text:
+            held_back = self._deidentify_batch(columns, kept, digits, checked, outputs)
+            if held_back:
+                failed = {int(passed[i]): why for i, why in held_back.items()}
+                rejected.extend((int(numbers[i]), why, i) for i, why in failed.items())
+                keep = np.ones(len(passed), dtype=bool)
+                keep[list(held_back)] = False
+                mask = pa.array(keep)
+                digits = digits.filter(mask)
+                outputs = {name: array.filter(mask) for name, array in outputs.items()}
+                passed = passed[keep]
+        self._quarantine_rows(rejected, raw, width)
+        pids = self._pids(digits)
+        if self.spec.sign_in is not None and len(passed):
+            self._sign_in_checks(columns.take(pa.array(passed, pa.int64())), pids)
+        self.rows_written += len(passed)
+        schema = linked_schema(spec)
+        arrays = [pids] + [outputs[name].cast(schema.field(name).type) for name, _ in spec.outputs]
+        return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+    def _pids(self, digits: pa.Array) -> pa.Array:
+        """The pid of each normalised NHS number (ten ASCII digits, never null), each
+        distinct number MACed once per file (an events file repeats a patient's number
+        in many batches): a table maps each number met (as an int) to its row of hex."""
+        count = len(digits)
+        if count == 0:
+            return pa.array([], pa.string())
+        distinct, inverse = np.unique(pc.cast(digits, pa.int64()).to_numpy(), return_inverse=True)
+        keys = np.zeros((len(distinct), 2), dtype=np.uint64)
+        keys[:, 0] = distinct
+        where = self.pid_table.lookup(keys)
+        missing = where < 0
+        if bool(missing.any()):
+            text = pc.utf8_lpad(
+                pc.cast(pa.array(distinct[missing]), pa.string()), width=10, padding="0"
+            )
+            made = self.batch_pseudonymiser.pid_array(text)
+            assert made.null_count == 0  # valid numbers only reach here
+            first, added = self.pid_count, int(missing.sum())
+            if first + added > len(self.pid_rows):
+                grown = np.zeros((max(2 * len(self.pid_rows), first + added), _PID_CHARS), np.uint8)
+                grown[:first] = self.pid_rows[:first]
+                self.pid_rows = grown
+            self.pid_rows[first : first + added] = _fixed_rows(made, _PID_CHARS)
+            positions = np.arange(first, first + added, dtype=np.int64)
+            self.pid_table.insert(keys[missing], positions)
+            self.pid_count += added
+            where[missing] = positions
+        gathered = self.pid_rows[where[inverse.ravel()]]
+        offsets = np.arange(0, (count + 1) * _PID_CHARS, _PID_CHARS, dtype=np.int32)
+        return pa.Array.from_buffers(
+            pa.string(), count, [None, pa.py_buffer(offsets), pa.py_buffer(gathered)]
+        )
+
+    def _quarantine_rows(
+        self, rejected: list[tuple[int, Rejection, int]], raw: RawBatch, width: int
+    ) -> None:
+        """Quarantine the batch's refused rows and its malformed records, in file order."""
+        entries: list[tuple[int, Rejection, Sequence[str]]] = [
+            (m.number, malformed(width, len(m.fields)), list(m.fields)) for m in raw.malformed
+        ]
+        if rejected:
+            rows = raw.columns.take(pa.array([index for _, _, index in rejected], pa.int64()))
+            values = [rows.column(i).to_pylist() for i in range(rows.num_columns)]
+            for position, (number, why, _) in enumerate(rejected):
+                entries.append((number, why, [column[position] for column in values]))
+        for number, why, fields in sorted(entries, key=lambda e: e[0]):
+            self._quarantine(number, why, fields)
+
+    def _deidentify_batch(
+        self,
+        candidates: pa.RecordBatch,
+        kept: pa.Array,
+        digits: pa.Array,
+        checked: BatchCheck,
+        outputs: dict[str, pa.Array],
+    ) -> dict[int, Rejection]:
+        """De-identify the free text of the kept rows (row by row: only rows with free
+        text reach the de-identifier); fill ``outputs``; the rows held back, by position
+        among the kept rows."""
+        assert self.deidentifier is not None
+        known_columns = [
+            (c.name, c.known_kind) for c in self.spec.known_columns if c.known_kind is not None
+        ]
+        rows = candidates.select([name for name, _ in known_columns]).take(kept)
+        known_values = {name: rows.column(name).to_pylist() for name, _ in known_columns}
+        numbers = digits.to_pylist()
+        texts = {name: array.take(kept).to_pylist() for name, array in checked.free_text.items()}
+        cleared = {name: list(values) for name, values in texts.items()}
+        held_back: dict[int, Rejection] = {}
+        for column in self.spec.free_text_columns:
+            out = column.output or column.name
+            for position, text in enumerate(texts[out]):
+                if text is None or position in held_back:
+                    continue
+                known = [
+                    (kind, known_values[name][position])
+                    for name, kind in known_columns
+                    if known_values[name][position].strip()
+                ]
+                known.extend(self.known_by_patient.get(numbers[position], ()))
+                try:
+                    cleared[out][position] = self.deidentifier.deidentify(text, known)
+                except Exception:
+                    # Fail closed: the row is held back rather than written with raw text.
+                    held_back[position] = deidentification_failed(column.name)
+        for out, values in cleared.items():
+            outputs[out] = pa.array(values, pa.string())
+        return held_back
+
+    def _sign_in_checks(self, rows: pa.RecordBatch, pids: pa.Array) -> None:
+        columns = self.spec.sign_in
+        assert columns is not None
+        assert self.sign_in_key is not None
+        births = rows.column(columns.birth_date).to_pylist()
+        postcodes = rows.column(columns.postcode).to_pylist()
+        for pid, birth, postcode in zip(pids.to_pylist(), births, postcodes, strict=True):
+            born = parse_date(birth)
+            if born is None:
+                continue
+            check = sign_in_check(self.sign_in_key, pid, born, postcode)
+            if check is not None:
+                self.sign_in_pids.append(pid)
+                self.sign_in_checks.append(check)
+
+    def _rowwise_batches(self, path: Path, bar: tqdm[Any]) -> Iterator[pa.RecordBatch]:
+        """The row-wise engine (Python's ``csv`` and ``check_row``, one row at a time): the
+        reference the batch engine is tested against, and a baseline of the benchmark."""
         spec = self.spec
         width = len(self.header)
         duplicates = DuplicateFinder(spec.key)
@@ -723,12 +929,6 @@ class _Run:
                 pending = []
         if pending:
             yield self._batch(pending, known_columns)
-        if self.rows_in != self.rows_written + len(self.quarantined):
-            # Checked here too so that a miscount aborts the commit, not only the manifest.
-            raise RuntimeError(
-                f"ingest of {self.source_file}: rows in ({self.rows_in}) is not rows written "
-                f"({self.rows_written}) plus rows quarantined ({len(self.quarantined)})"
-            )
 
     def _batch(
         self,
