@@ -117,8 +117,12 @@ def _azure(scheme: str, rest: str, options: Mapping[str, str]) -> tuple[pafs.Azu
     endpoint = options.get("AZURE_ENDPOINT")
     if endpoint:
         parts = urlsplit(endpoint)
+        # The same host serves the blob and the Data Lake (dfs) APIs here: an emulator or
+        # a private endpoint (pyarrow would otherwise ask <account>.dfs.core.windows.net).
         kwargs["blob_storage_authority"] = parts.netloc
         kwargs["blob_storage_scheme"] = parts.scheme
+        kwargs["dfs_storage_authority"] = parts.netloc
+        kwargs["dfs_storage_scheme"] = parts.scheme
     fs = pafs.AzureFileSystem(account, **kwargs)
     return fs, f"{container}/{path}".rstrip("/")
 
