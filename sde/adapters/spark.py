@@ -210,7 +210,7 @@ def spark_session(
             session: SparkSession = builder.getOrCreate()
     except Exception as error:
         shutil.rmtree(scratch, ignore_errors=True)
-        if _condition(error) != "JAVA_GATEWAY_EXITED":
+        if error_condition(error) != "JAVA_GATEWAY_EXITED":
             raise
         raise ConfigError(
             "the Spark JVM did not start (Spark 4.2 needs Java 17 or newer on PATH or in JAVA_HOME)"
@@ -320,7 +320,7 @@ _CONDITION: Final = re.compile(r"\[([A-Z][A-Z0-9_]{2,120})(?:\.[A-Z0-9_]+)?\]")
 _NOT_NULL_COLUMN: Final = re.compile(r"NOT NULL constraint violated for column: ([\w.]{1,128})")
 
 
-def _condition(error: BaseException) -> str:
+def error_condition(error: BaseException) -> str:
     """Spark's error class (``DELTA_...``) of an exception from the JVM, or ''."""
     get = getattr(error, "getCondition", None)
     if callable(get):
@@ -336,7 +336,7 @@ def _condition(error: BaseException) -> str:
 def _raise_refusal(error: BaseException, path: Path, mode: str) -> None:
     """Delta's refusals as sde errors naming the table, the rule and the column only (a
     JVM message can quote data, so it is never passed on); anything else is left alone."""
-    condition = _condition(error)
+    condition = error_condition(error)
     if condition == "DELTA_CANNOT_MODIFY_APPEND_ONLY":
         raise StateError(
             f"the Delta table {path.name} is append-only: Spark's {mode} write was refused"

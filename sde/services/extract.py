@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as pads
 from deltalake import write_deltalake
 
 from sde.adapters import delta, lake_files
@@ -32,6 +33,7 @@ from sde.services.ports import AuditSink
 PATIENT_ID = "patient_id"
 LINK_COLUMN = "pid"
 MANIFEST = "manifest.json"
+LOCAL_ENGINE = "local"
 
 
 @dataclass(frozen=True)
@@ -136,27 +138,53 @@ def build_extract(
     register_versions = dict(opt_outs.versions)
 
     pseudonymiser = ArrowProjectPseudonymiser(home.master_key(), request.project_id)
+    out_dir, manifest = start_manifest(home, request, actor, register_versions)
+    for dataset, columns in sorted(request.datasets.items()):
+        manifest.tables[dataset] = _extract_table(
+            home,
+            dataset,
+            list(columns),
+            opt_outs.exclusions(request.terms(dataset_origin(origins, dataset))),
+            pseudonymiser,
+            out_dir,
+            batch_rows,
+        )
+    finish_manifest(manifest, out_dir, actor=actor, audit=audit, engine=LOCAL_ENGINE)
+    return manifest
+
+
+def dataset_origin(origins: Mapping[str, str], dataset: str) -> str:
+    """The dataset's origin (gp, hospital, ...), which decides the opt-outs that apply."""
+    if dataset not in origins:
+        raise InputError(f"dataset {dataset} has no spec; it cannot be extracted")
+    return origins[dataset]
+
+
+def start_manifest(
+    home: Home, request: ExtractRequest, actor: str, register_versions: Mapping[str, int]
+) -> tuple[Location, ExtractManifest]:
+    """The extract's folder (made if absent) and its manifest, with no tables yet."""
     out_dir = extract_dir(home, request.project_id)
     lake_files.make_folder(out_dir)
     manifest = ExtractManifest(
         project_id=request.project_id,
         built_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         built_by=actor,
-        opt_out_versions=register_versions,
+        opt_out_versions=dict(register_versions),
     )
-    for dataset, columns in sorted(request.datasets.items()):
-        if dataset not in origins:
-            raise InputError(f"dataset {dataset} has no spec; it cannot be extracted")
-        manifest.tables[dataset] = _extract_table(
-            home,
-            dataset,
-            list(columns),
-            opt_outs.exclusions(request.terms(origins[dataset])),
-            pseudonymiser,
-            out_dir,
-            batch_rows,
-        )
+    return out_dir, manifest
 
+
+def finish_manifest(
+    manifest: ExtractManifest,
+    out_dir: Location,
+    *,
+    actor: str,
+    audit: AuditSink | None,
+    engine: str,
+) -> None:
+    """Write the manifest beside the tables and record the ``extract.build`` event (which
+    names the engine that built the tables)."""
     lake_files.write_bytes(
         out_dir / MANIFEST,
         json.dumps(manifest.to_json(), indent=2, sort_keys=True).encode("utf-8"),
@@ -165,8 +193,9 @@ def build_extract(
         audit.record(
             actor,
             "extract.build",
-            request.project_id,
+            manifest.project_id,
             {
+                "engine": engine,
                 "tables": {
                     name: {
                         "rows": t.rows_written,
@@ -178,21 +207,29 @@ def build_extract(
                     }
                     for name, t in manifest.tables.items()
                 },
-                "opt_out_versions": register_versions,
+                "opt_out_versions": dict(manifest.opt_out_versions),
             },
         )
-    return manifest
 
 
-def _extract_table(
-    home: Home,
-    dataset: str,
-    columns: list[str],
-    exclusions: Exclusions,
-    pseudonymiser: ArrowProjectPseudonymiser,
-    out_dir: Location,
-    batch_rows: int,
-) -> TableManifest:
+@dataclass(frozen=True)
+class SourceTable:
+    """A linked table as an extract reads it: pinned at ``version``, with the approved
+    ``columns`` (``pid`` excluded) and the ``schema`` of the extract table to write
+    (``patient_id`` NOT NULL first, then the approved columns as the source has them)."""
+
+    dataset: str
+    location: Location
+    version: int
+    columns: tuple[str, ...]
+    schema: pa.Schema
+
+
+def open_source(
+    home: Home, dataset: str, columns: Sequence[str]
+) -> tuple[SourceTable, pads.Dataset]:
+    """The linked table of ``dataset`` at its current version (pinned), checked against
+    the approved ``columns``, and an Arrow dataset over that version."""
     source_path = home.linked / dataset
     source_version = delta.version(source_path)
     if source_version is None:
@@ -205,44 +242,94 @@ def _extract_table(
         raise InputError(f"approved columns not in dataset {dataset}: {', '.join(sorted(unknown))}")
     if LINK_COLUMN not in available:
         raise InputError(f"dataset {dataset} has no {LINK_COLUMN} column")
-
     out_schema = pa.schema(
         [pa.field(PATIENT_ID, pa.string(), nullable=False)] + [ds.schema.field(c) for c in wanted]
     )
+    return SourceTable(dataset, source_path, source_version, tuple(wanted), out_schema), ds
+
+
+def pseudonymised_batch(
+    batch: pa.RecordBatch, pseudonymiser: ArrowProjectPseudonymiser, schema: pa.Schema
+) -> pa.RecordBatch:
+    """One batch of the extract table (``schema``): ``pid`` replaced by the project
+    pseudonym, then the approved columns. Both engines call it on every kept batch."""
+    # Each distinct pid in the batch is MACed once (values equal the per-value
+    # ProjectPseudonymiser's; tested in tests/unit/test_arrow_hmac.py).
+    patient_ids = pseudonymiser.pseudonym_array(batch.column(LINK_COLUMN))
+    return pa.RecordBatch.from_arrays(
+        [patient_ids, *[batch.column(name) for name in schema.names[1:]]], schema=schema
+    )
+
+
+class RemovalTally:
+    """What the opt-outs removed from one source table: rows and distinct patients, in
+    all and per applied rule (a patient excluded by two rules counts under each). Both
+    engines count through it, so their manifests count alike: the local engine gives it
+    each batch's removed ``pid`` s, the Spark engine the removed rows per ``pid``."""
+
+    def __init__(self, exclusions: Exclusions) -> None:
+        self._applied = exclusions.applied
+        self._rule_pids = {name: exclusions.array(name) for name in exclusions.applied}
+        self._rows_by_rule = dict.fromkeys(self._applied, 0)
+        self._patients_by_rule: dict[str, set[str]] = {name: set() for name in self._applied}
+        self._patients: set[str] = set()
+        self.rows = 0
+        """Rows removed, in all."""
+
+    def add_rows(self, removed: pa.Array) -> None:
+        """Count removed rows given by their ``pid`` (one item per row)."""
+        tally = pc.value_counts(removed)
+        self.add_counts(tally.field("values"), tally.field("counts"))
+
+    def add_counts(self, pids: pa.Array, rows: pa.Array) -> None:
+        """Count removed rows given per distinct ``pid``: ``rows[i]`` rows of ``pids[i]``."""
+        # Per distinct removed pid: how many rows, and which rules exclude it.
+        self._patients.update(pids.to_pylist())
+        self.rows += int(pc.sum(rows).as_py() or 0)
+        for name, rule_pids in self._rule_pids.items():
+            hit = pc.is_in(pids, value_set=rule_pids)
+            self._rows_by_rule[name] += int(pc.sum(rows.filter(hit)).as_py() or 0)
+            self._patients_by_rule[name].update(pids.filter(hit).to_pylist())
+
+    @property
+    def patients(self) -> int:
+        """Distinct patients removed, whatever the rule."""
+        return len(self._patients)
+
+    def by_rule(self) -> dict[str, dict[str, int]]:
+        return {
+            name: {"patients": len(self._patients_by_rule[name]), "rows": self._rows_by_rule[name]}
+            for name in self._applied
+        }
+
+
+def _extract_table(
+    home: Home,
+    dataset: str,
+    columns: list[str],
+    exclusions: Exclusions,
+    pseudonymiser: ArrowProjectPseudonymiser,
+    out_dir: Location,
+    batch_rows: int,
+) -> TableManifest:
+    source, ds = open_source(home, dataset, columns)
+    wanted = list(source.columns)
+    out_schema = source.schema
     counts = {"in": 0, "out": 0}
     excluded = exclusions.excluded()
-    rule_pids = {name: exclusions.array(name) for name in exclusions.applied}
-    rows_by_rule = dict.fromkeys(rule_pids, 0)
-    patients_by_rule: dict[str, set[str]] = {name: set() for name in rule_pids}
-    patients_removed: set[str] = set()
-
-    def count_removed(removed: pa.Array) -> None:
-        # Per distinct removed pid: how many rows, and which rules exclude it.
-        tally = pc.value_counts(removed)
-        values = tally.field("values")
-        rows = tally.field("counts")
-        patients_removed.update(values.to_pylist())
-        for name, pids in rule_pids.items():
-            hit = pc.is_in(values, value_set=pids)
-            rows_by_rule[name] += int(pc.sum(rows.filter(hit)).as_py() or 0)
-            patients_by_rule[name].update(values.filter(hit).to_pylist())
+    tally = RemovalTally(exclusions)
 
     def batches() -> Iterator[pa.RecordBatch]:
         for batch in ds.to_batches(columns=[LINK_COLUMN, *wanted], batch_size=batch_rows):
             counts["in"] += batch.num_rows
             drop = pc.is_in(batch.column(LINK_COLUMN), value_set=excluded)
             if pc.any(drop).as_py():
-                count_removed(batch.column(LINK_COLUMN).filter(drop))
+                tally.add_rows(batch.column(LINK_COLUMN).filter(drop))
             batch = batch.filter(pc.invert(drop))
             if batch.num_rows == 0:
                 continue
-            # Each distinct pid in the batch is MACed once (values equal the per-value
-            # ProjectPseudonymiser's; tested in tests/unit/test_arrow_hmac.py).
-            patient_ids = pseudonymiser.pseudonym_array(batch.column(LINK_COLUMN))
             counts["out"] += batch.num_rows
-            yield pa.RecordBatch.from_arrays(
-                [patient_ids, *[batch.column(c) for c in wanted]], schema=out_schema
-            )
+            yield pseudonymised_batch(batch, pseudonymiser, out_schema)
 
     reader = pa.RecordBatchReader.from_batches(out_schema, batches())
     target = out_dir / dataset
@@ -261,15 +348,12 @@ def _extract_table(
     return TableManifest(
         dataset=dataset,
         columns=[PATIENT_ID, *wanted],
-        source_version=source_version,
+        source_version=source.version,
         rows_in_source=counts["in"],
         rows_written=counts["out"],
         rows_removed_by_opt_out=counts["in"] - counts["out"],
         opt_outs_applied=list(exclusions.applied),
         version=version,
-        patients_removed_by_opt_out=len(patients_removed),
-        removed_by_rule={
-            name: {"patients": len(patients_by_rule[name]), "rows": rows_by_rule[name]}
-            for name in exclusions.applied
-        },
+        patients_removed_by_opt_out=tally.patients,
+        removed_by_rule=tally.by_rule(),
     )
