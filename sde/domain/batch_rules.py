@@ -121,15 +121,7 @@ def _iso_dates(text: pa.Array, shaped: Bools) -> tuple[pa.Array, Bools]:
     """Dates of ``text`` where ``shaped`` (``YYYY-MM-DD`` in ASCII digits; every value
     ten bytes): decided exactly as ``date.fromisoformat`` (years 1 to 9999, real days of
     the month, leap years by the Gregorian rule)."""
-    count = len(text)
-    offsets = np.frombuffer(
-        text.buffers()[1], dtype=np.int32, count=count + 1, offset=text.offset * 4
-    )
-    if not bool(np.all(np.diff(offsets) == 10)):  # pragma: no cover - guarded by the caller
-        raise AssertionError("dates must be ten bytes each")
-    data = np.frombuffer(text.buffers()[2], dtype=np.uint8)
-    chars = data[int(offsets[0]) : int(offsets[0]) + 10 * count].reshape(count, 10).astype(np.int64)
-    chars -= 48
+    chars = nhs_number.digit_matrix(text, 10, "dates")
     year = chars[:, 0] * 1000 + chars[:, 1] * 100 + chars[:, 2] * 10 + chars[:, 3]
     month = chars[:, 5] * 10 + chars[:, 6]
     day = chars[:, 8] * 10 + chars[:, 9]
@@ -147,7 +139,7 @@ def _iso_dates(text: pa.Array, shaped: Bools) -> tuple[pa.Array, Bools]:
         - 719162
     )  # fmt: skip
     days = np.where(ok, days, 0).astype(np.int32)
-    dates = pa.Array.from_buffers(pa.date32(), count, [None, pa.py_buffer(days)])
+    dates = pa.Array.from_buffers(pa.date32(), len(text), [None, pa.py_buffer(days)])
     return pc.if_else(pa.array(ok), dates, pa.scalar(None, pa.date32())), ok
 
 

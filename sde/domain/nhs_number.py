@@ -9,9 +9,10 @@ are never issued, so they are rejected as junk.
 from __future__ import annotations
 
 import operator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # imported where used: the per-value functions need no pyarrow
+    import numpy as np
     import pyarrow as pa
 
 _WEIGHTS = (10, 9, 8, 7, 6, 5, 4, 3, 2)
@@ -97,6 +98,24 @@ def valid_nhs_numbers(values: pa.Array) -> pa.Array:
     return checked_nhs_numbers(values).is_valid()
 
 
+def digit_matrix(values: pa.Array, width: int, what: str) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """A string array whose values are all exactly ``width`` ASCII bytes, as a
+    ``(len, width)`` int64 matrix of each byte minus ``ord("0")`` (digits become 0-9), read
+    from Arrow's buffers without a copy per value. Callers check the shape first; ``what``
+    names the values in the error if they did not."""
+    import numpy as np
+
+    count = len(values)
+    offsets = np.frombuffer(
+        values.buffers()[1], dtype=np.int32, count=count + 1, offset=values.offset * 4
+    )
+    if not bool(np.all(np.diff(offsets) == width)):  # pragma: no cover - guarded by callers
+        raise AssertionError(f"{what} must be {width} bytes each")
+    data = np.frombuffer(values.buffers()[2], dtype=np.uint8)
+    start = int(offsets[0])
+    return data[start : start + width * count].reshape(count, width).astype(np.int64) - 48
+
+
 def checked_nhs_numbers(values: pa.Array) -> pa.Array:
     """The normalised ten digits where ``is_valid`` holds; null everywhere else."""
     import numpy as np
@@ -107,15 +126,8 @@ def checked_nhs_numbers(values: pa.Array) -> pa.Array:
     if digits.null_count == len(digits):
         return digits
     candidates = digits.drop_null()
-    count = len(candidates)
-    # Every candidate is exactly ten ASCII bytes: view them as a (count, 10) matrix.
-    offsets = np.frombuffer(
-        candidates.buffers()[1], dtype=np.int32, count=count + 1, offset=candidates.offset * 4
-    )
-    if not bool(np.all(np.diff(offsets) == 10)):  # pragma: no cover - guarded by the regex
-        raise AssertionError("normalised NHS numbers must be ten bytes each")
-    data = np.frombuffer(candidates.buffers()[2], dtype=np.uint8)
-    matrix = data[int(offsets[0]) : int(offsets[-1])].reshape(count, 10).astype(np.int64) - 48
+    # Every candidate is exactly ten ASCII digits (guarded by the regex).
+    matrix = digit_matrix(candidates, 10, "normalised NHS numbers")
     total = matrix[:, :9] @ np.array(_WEIGHTS, dtype=np.int64)
     expected = 11 - total % 11
     expected[expected == 11] = 0  # a check digit of 10 (no valid digit) never matches

@@ -17,12 +17,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from sde import workspace
 from sde.adapters import delta, lake_files
 from sde.adapters.delta import RemoteTable
-from sde.cli import main
 from sde.domain.nhs_number import normalise
 from sde.domain.pseudonyms import LinkagePseudonymiser, ProjectPseudonymiser
 from sde.services.extract import PATIENT_ID, extract_dir, read_manifest
@@ -31,6 +30,7 @@ from sde.services.patient import record_history
 from sde.services.synth.files import synthesise
 from sde.services.wiring import control_plane, policy_engine
 from tests.factories import airlock_project
+from tests.integration.test_lake_object_store import cli
 from tests.objstore import AzureServer, azure_server
 
 pytestmark = [pytest.mark.delta, pytest.mark.sql, pytest.mark.policy, pytest.mark.duckdb]
@@ -50,10 +50,6 @@ class World:
 
     def home(self) -> Home:
         return open_home(self.root, lake_environment=lake_environment(self.env))
-
-
-def cli(root: Path, env: Mapping[str, str], *args: str) -> Result:
-    return CliRunner().invoke(main, [*args, "--home", str(root)], env=dict(env))
 
 
 @pytest.fixture(scope="module")
