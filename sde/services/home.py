@@ -398,9 +398,6 @@ class Home:
     def project_scratch(self, project_id: str) -> Path:
         return self.project_workspace(project_id) / "scratch"
 
-    project_dir = project_workspace
-    """The old name of :meth:`project_workspace` (kept for the tests that use it)."""
-
     @property
     def key_path(self) -> Path:
         return self.root / KEY_FILE

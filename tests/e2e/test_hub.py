@@ -176,7 +176,7 @@ def test_serve_signs_in_refuses_a_non_member_and_starts_a_members_lab(
     assert "SDE_HOME" not in env, "the session was given the whole home"
     assert "SDE_MASTER_KEY" not in env
     assert env["SDE_API_URL"].endswith("/services/airlock")
-    assert env["SDE_EXTRACT"] == str(home.project_dir("diabetes") / "extract")
+    assert env["SDE_EXTRACT"] == str(home.project_workspace("diabetes") / "extract")
     log = (tmp_path / "hub.log").read_text()
     assert "signed in alice" in log
     assert not [t for t in tokens if t in log], "a sign-in token reached the hub's log"

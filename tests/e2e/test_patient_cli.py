@@ -55,7 +55,7 @@ def in_extract(demo: Path) -> str:
     linkage = LinkagePseudonymiser(home.master_key())
     project = ProjectPseudonymiser(home.master_key(), PROJECT)
     extracted = set(
-        delta.read(home.project_dir(PROJECT) / "extract" / "patients", columns=["patient_id"])
+        delta.read(home.project_workspace(PROJECT) / "extract" / "patients", columns=["patient_id"])
         .column("patient_id")
         .to_pylist()
     )

@@ -81,7 +81,7 @@ def request(project: str = "diabetes", national: bool = True) -> ExtractRequest:
 
 
 def patient_ids(home: Home, project: str, dataset: str) -> set[str]:
-    path = home.project_dir(project) / "extract" / dataset
+    path = home.project_workspace(project) / "extract" / dataset
     return set(DeltaTable(str(path)).to_pyarrow_table().column("patient_id").to_pylist())
 
 
@@ -106,7 +106,7 @@ def test_exempt_project_keeps_national_opt_outs_but_never_type1(home: Home) -> N
 
 def test_only_approved_columns_and_no_pid(home: Home) -> None:
     build_extract(home, request(), ORIGINS, actor="op")
-    table = DeltaTable(str(home.project_dir("diabetes") / "extract" / "gp_events"))
+    table = DeltaTable(str(home.project_workspace("diabetes") / "extract" / "gp_events"))
     assert table.schema().to_arrow().names == ["patient_id", "snomed_code"]
     pids = set(DeltaTable(str(home.linked / "gp_events")).to_pyarrow_table()["pid"].to_pylist())
     assert not pids & patient_ids(home, "diabetes", "gp_events")
@@ -268,7 +268,7 @@ def test_refresh_removes_a_newly_opted_out_patient(home: Home) -> None:
 def test_no_nhs_number_in_choices_extract_or_manifest(home: Home) -> None:
     record_choices(home)
     build_extract(home, request(), ORIGINS, actor="op")
-    for root in (choices_path(home), home.project_dir("diabetes")):
+    for root in (choices_path(home), home.project_workspace("diabetes")):
         for path in root.rglob("*"):
             if path.is_file():
                 raw = path.read_bytes().decode("latin-1")

@@ -199,7 +199,7 @@ def test_the_spawner_offers_the_persons_projects_and_sets_the_environment(
     spawner.user_options = spawner.run_options_from_form({"project": ["diabetes"]})
     env = spawner.get_env()
     token = env.pop("SDE_TOKEN")
-    project_dir = home.project_dir("diabetes")
+    project_dir = home.project_workspace("diabetes")
     assert env == {
         "PATH": "/bin",
         "SDE_USER": "alice",

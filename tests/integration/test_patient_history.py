@@ -145,7 +145,7 @@ def test_a_refresh_after_an_opt_out_shows_use_before_and_not_now(
     pseudonym = ProjectPseudonymiser(home.master_key(), PROJECT).pseudonym(
         LinkagePseudonymiser(home.master_key()).pid(LEFT_LATER)
     )
-    latest = delta.read(home.project_dir(PROJECT) / "extract" / "patients")
+    latest = delta.read(home.project_workspace(PROJECT) / "extract" / "patients")
     assert pseudonym not in latest.column("patient_id").to_pylist()
 
 

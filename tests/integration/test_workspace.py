@@ -83,7 +83,7 @@ def test_expired_accreditation_refused(home: Home) -> None:
 def test_no_extract_yet(home: Home) -> None:
     import shutil
 
-    shutil.rmtree(home.project_dir("diabetes") / "extract")
+    shutil.rmtree(home.project_workspace("diabetes") / "extract")
     with pytest.raises(NotFound, match="no extract"):
         workspace.connect("diabetes", home=home, user="alice")
 
@@ -92,7 +92,7 @@ def test_save_output_writes_csv_to_outputs(home: Home) -> None:
     path = workspace.save_output(
         pd.DataFrame({"sex": ["F"], "n": [12]}), "t.csv", project="diabetes", home=home
     )
-    assert path.parent == home.project_dir("diabetes") / "outputs"
+    assert path.parent == home.project_workspace("diabetes") / "outputs"
     assert path.read_text() == "sex,n\nF,12\n"
     with pytest.raises(InputError):
         workspace.save_output(pd.DataFrame(), "../t.csv", project="diabetes", home=home)
@@ -108,7 +108,7 @@ def test_a_session_connects_with_no_arguments(home: Home, monkeypatch: pytest.Mo
     con = workspace.connect()
     assert con.sql("select count(*) from patients").fetchall() == [(3,)]
     saved = workspace.save_output(pd.DataFrame({"sex": ["F"], "n": [20]}), "t.csv")
-    assert saved.parent == home.project_dir("diabetes") / "outputs"
+    assert saved.parent == home.project_workspace("diabetes") / "outputs"
 
 
 def test_workspace_choices_show_each_project_with_the_policys_answer(home: Home) -> None:

@@ -69,7 +69,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Home:
     for project in (PROJECT, "cancer"):
         sex_extract(home, project)
     # Another project's data as a DuckDB file, to try to ATTACH.
-    other = duckdb.connect(str(home.project_dir("cancer") / "cancer.duckdb"))
+    other = duckdb.connect(str(home.project_workspace("cancer") / "cancer.duckdb"))
     other.execute("create table t as select 1 as x")
     other.close()
     return home
@@ -147,7 +147,7 @@ def _assert_refused(
 
 
 def test_scratch_area_is_per_person_and_private(home: Home, con: GuardedConnection) -> None:
-    expected = home.project_dir(PROJECT) / "scratch" / "alice"
+    expected = home.project_workspace(PROJECT) / "scratch" / "alice"
     assert con.scratch == expected
     assert workspace.scratch_dir(PROJECT, home=home, user="alice") == expected
     assert stat.S_IMODE(expected.stat().st_mode) == 0o700
@@ -174,7 +174,7 @@ def test_a_scratch_area_that_would_open_more_is_refused(
         "home": home.root,
         "lake": home.lake,
         "linked": home.linked,
-        "other-project": home.project_dir("cancer") / "scratch" / "alice",
+        "other-project": home.project_workspace("cancer") / "scratch" / "alice",
     }[where]
     path.mkdir(parents=True, exist_ok=True)
     with pytest.raises(ConfigError, match="scratch area"):
@@ -242,9 +242,9 @@ def test_reading_the_master_key_is_refused(home: Home, con: GuardedConnection) -
 
 
 def test_reading_another_projects_extract_is_refused(home: Home, con: GuardedConnection) -> None:
-    [first, *_] = _parquet_files(home.project_dir("cancer") / "extract")
+    [first, *_] = _parquet_files(home.project_workspace("cancer") / "extract")
     _assert_refused(home, con, f"select * from read_parquet('{first}')", FILE_ACCESS, via="sql")
-    glob = home.project_dir("cancer") / "extract" / "**" / "*.parquet"
+    glob = home.project_workspace("cancer") / "extract" / "**" / "*.parquet"
     _assert_refused(home, con, f"select * from read_parquet('{glob}')", FILE_ACCESS, via="sql")
 
 
@@ -261,7 +261,7 @@ def test_path_traversal_out_of_scratch_is_refused(home: Home, con: GuardedConnec
     assert Path(os.path.normpath(traversal)) == first  # it does lead to the linked zone
     _assert_refused(home, con, f"select pid from read_parquet('{traversal}')", FILE_ACCESS)
     _assert_refused(home, con, f"COPY patients TO '{con.scratch}/../../leak.csv'", FILE_ACCESS)
-    assert not (home.project_dir(PROJECT) / "leak.csv").exists()
+    assert not (home.project_workspace(PROJECT) / "leak.csv").exists()
 
 
 def test_symlinks_out_of_scratch_are_not_followed(home: Home, con: GuardedConnection) -> None:
@@ -270,7 +270,7 @@ def test_symlinks_out_of_scratch_are_not_followed(home: Home, con: GuardedConnec
     [first, *_] = _parquet_files(home.linked / "patients")
     (scratch / "linked.parquet").symlink_to(first)
     (scratch / "linked-dir").symlink_to(home.linked)
-    (scratch / "other-project").symlink_to(home.project_dir("cancer"))
+    (scratch / "other-project").symlink_to(home.project_workspace("cancer"))
     try:
         _assert_refused(
             home, con, f"select pid from read_parquet('{scratch}/linked.parquet')", FILE_ACCESS
@@ -280,14 +280,14 @@ def test_symlinks_out_of_scratch_are_not_followed(home: Home, con: GuardedConnec
         _assert_refused(
             home, con, f"COPY patients TO '{scratch}/other-project/leak.csv'", FILE_ACCESS
         )
-        assert not (home.project_dir("cancer") / "leak.csv").exists()
+        assert not (home.project_workspace("cancer") / "leak.csv").exists()
     finally:
         for name in ("linked.parquet", "linked-dir", "other-project"):
             (scratch / name).unlink()
 
 
 def test_attaching_another_projects_database_is_refused(home: Home, con: GuardedConnection) -> None:
-    target = home.project_dir("cancer") / "cancer.duckdb"
+    target = home.project_workspace("cancer") / "cancer.duckdb"
     refused = _assert_refused(home, con, f"ATTACH '{target}' AS cancer (READ_ONLY)", ATTACH)
     assert "attached" in str(refused)
     attached = con.sql("select database_name from duckdb_databases()").fetchall()

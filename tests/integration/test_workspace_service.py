@@ -363,6 +363,6 @@ def test_an_explicit_home_is_home_mode_even_in_a_session(
 ) -> None:
     monkeypatch.setenv("SDE_API_URL", f"http://127.0.0.1:{free_port()}")  # nobody there
     path = workspace.save_output(pd.DataFrame({"n": [12]}), "home.csv", home=home)
-    assert path == home.project_dir(PROJECT) / "outputs" / "home.csv"
+    assert path == home.project_workspace(PROJECT) / "outputs" / "home.csv"
     with workspace.connect(home=home) as con:
         assert con.sql("select count(*) from patients").fetchall() == [(3,)]
