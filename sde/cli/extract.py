@@ -58,7 +58,7 @@ def extract_command(
     home = load_home(home_dir)
     if engine == "spark":
         from sde.adapters.spark import delta_jars
-        from sde.services.extract_spark import spark_settings
+        from sde.services.spark_engine import spark_settings
 
         # Checked before anything is decided or started: a wrong setting fails here.
         settings = spark_settings(home).with_overrides(cores=spark_cores, memory=spark_memory)
@@ -85,7 +85,8 @@ def extract_command(
         )
         manifest: ExtractManifest
         if engine == "spark":
-            from sde.services.extract_spark import build_extract_spark, spark_engine
+            from sde.services.extract_spark import build_extract_spark
+            from sde.services.spark_engine import spark_engine
 
             # The session lives for this command only: stopped, its JVM too, on any exit.
             with spark_engine(settings) as spark:

@@ -15,7 +15,11 @@ from sde.cli.people import actor_option
 from sde.errors import InputError
 from sde.services.ports import AuditSink
 
+ENGINES = ("local", "spark")
+
 if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
     from sde.domain.policy import PolicyEngine
     from sde.services.home import Home
     from sde.services.ingest import IngestResult
@@ -31,6 +35,24 @@ def _governed(home: Home, actor: str) -> Iterator[tuple[AuditSink, PolicyEngine]
 
     with control_plane(home) as plane:
         yield plane.audit, policy_engine(home, audit=plane.audit, actor=actor)
+
+
+@contextmanager
+def _spark(
+    home: Home, engine: str, cores: int | None, memory: str | None
+) -> Iterator[SparkSession | None]:
+    """A Spark session for ``--engine spark`` (its settings and Delta's jars checked
+    before anything else happens), stopped when the command ends; None for local."""
+    if engine != "spark":
+        yield None
+        return
+    from sde.adapters.spark import delta_jars
+    from sde.services.spark_engine import spark_engine, spark_settings
+
+    settings = spark_settings(home).with_overrides(cores=cores, memory=memory)
+    delta_jars(settings.jars())
+    with spark_engine(settings, app_name="sde-ingest") as session:
+        yield session
 
 
 def _references(values: tuple[str, ...]) -> dict[str, Path]:
@@ -69,6 +91,25 @@ def _references(values: tuple[str, ...]) -> dict[str, Path]:
     default=None,
     help="Progress bar on stderr (default: when stderr is a terminal).",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    default="local",
+    show_default=True,
+    help="local: Arrow batches, delta-rs, this process. spark: the same batch transforms on "
+    "Apache Spark in local mode (mapInArrow, delta-spark); the same tables and manifest.",
+)
+@click.option(
+    "--spark-cores",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Spark's cores, local[N] (--engine spark; default: spark.cores in config.yaml, else 2).",
+)
+@click.option(
+    "--spark-memory",
+    default=None,
+    help="Spark's memory, e.g. 4g (--engine spark; default: spark.memory in config.yaml, else 2g).",
+)
 @actor_option
 @home_option
 def ingest(
@@ -77,6 +118,9 @@ def ingest(
     spec_file: Path | None,
     references: tuple[str, ...],
     progress: bool | None,
+    engine: str,
+    spark_cores: int | None,
+    spark_memory: str | None,
     actor: str,
     home_dir: Path | None,
 ) -> None:
@@ -94,6 +138,8 @@ def ingest(
     """
     from sde.services import ingest as service
 
+    if engine != "spark" and (spark_cores is not None or spark_memory is not None):
+        raise click.UsageError("--spark-cores and --spark-memory go with --engine spark")
     show_progress = sys.stderr.isatty() if progress is None else progress
     home = load_home(home_dir)
     if all_sources:
@@ -102,9 +148,12 @@ def ingest(
         names = [n for n in service.shipped_datasets() if (home.sources / f"{n}.csv").is_file()]
         if not names:
             raise InputError(f"no provider files named <dataset>.csv in {home.sources}")
-        with _governed(home, actor) as (audit, engine):
+        with (
+            _spark(home, engine, spark_cores, spark_memory) as spark,
+            _governed(home, actor) as (audit, policy),
+        ):
             results = service.ingest_all(
-                home, audit=audit, actor=actor, progress=show_progress, engine=engine
+                home, audit=audit, actor=actor, progress=show_progress, engine=policy, spark=spark
             )
         for result in results:
             click.echo(_summary(result))
@@ -121,7 +170,10 @@ def ingest(
     if not files:
         raise InputError(f"name at least one FILE to ingest for dataset {spec.name}")
     refs = _references(references)
-    with _governed(home, actor) as (audit, engine):
+    with (
+        _spark(home, engine, spark_cores, spark_memory) as spark,
+        _governed(home, actor) as (audit, policy),
+    ):
         for file in files:
             result = service.ingest_file(
                 home,
@@ -131,7 +183,8 @@ def ingest(
                 actor=actor,
                 progress=show_progress,
                 references=refs,
-                engine=engine,
+                engine=policy,
+                spark=spark,
             )
             click.echo(_summary(result))
 

@@ -37,21 +37,16 @@ Local lake only: a lake on object storage is refused (see docs/spark.md).
 from __future__ import annotations
 
 import functools
-import re
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
-from deltalake import write_deltalake
 
 from sde.adapters import delta
 from sde.adapters import spark as sp
 from sde.adapters.arrow_hmac import ArrowProjectPseudonymiser
-from sde.errors import ConfigError, InputError, SdeError
+from sde.errors import InputError
 from sde.services.extract import (
     LINK_COLUMN,
     PATIENT_ID,
@@ -65,176 +60,18 @@ from sde.services.extract import (
     pseudonymised_batch,
     start_manifest,
 )
-from sde.services.home import CONFIG_FILE, Home
+from sde.services.home import Home
 from sde.services.optouts import Exclusions, load_opt_outs
 from sde.services.ports import AuditSink
+from sde.services.spark_engine import (
+    SPARK_ENGINE,
+    create_table,
+    map_arrow,
+    spark_stage,
+)
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
-
-SPARK_ENGINE: Final = "spark"
-SETTINGS_KEY: Final = "spark"
-DEFAULT_CORES: Final = 2
-DEFAULT_MEMORY: Final = "2g"
-CHECKOUT_JARS: Final = Path(__file__).resolve().parents[2] / ".build" / "spark-jars"
-"""Where ``scripts/setup_spark.sh`` puts Delta's jars in a checkout of sde."""
-
-_SETTINGS: Final = ("cores", "memory", "jars_dir")
-_MEMORY: Final = re.compile(r"[1-9][0-9]{0,6}[kmgt]", re.IGNORECASE)
-# PySpark 4.2 warns on pandas 3 each time a Python function is planned; sde's Spark path
-# is Arrow only (see sde.adapters.spark).
-_PANDAS_WARNING: Final = "PySpark does not yet fully support pandas"
-# The exception type a Python worker raised: the first "<Type>: " line of its traceback.
-_PYTHON_TRACEBACK: Final = "Traceback (most recent call last):"
-_WORKER_ERROR: Final = re.compile(r"^([A-Za-z_][A-Za-z0-9_.]{0,100}(?:Error|Exception)): ", re.M)
-
-
-# --- settings ------------------------------------------------------------------------------
-
-
-def _check_memory(value: object) -> str:
-    text = str(value).strip()
-    if isinstance(value, bool) or not _MEMORY.fullmatch(text):
-        raise ConfigError(
-            "Spark's memory must be a whole number with a unit k, m, g or t (e.g. 2g, 512m)"
-        )
-    return text.lower()
-
-
-def _check_cores(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError("Spark's cores must be a positive whole number")
-    return value
-
-
-@dataclass(frozen=True)
-class SparkSettings:
-    """How ``--engine spark`` starts Spark: the ``spark:`` section of ``config.yaml``.
-
-    ``cores`` (``local[cores]``), ``memory`` (the driver's, which in local mode is the
-    whole session's) and ``jars_dir`` (Delta's jars; relative to the home; default: the
-    checkout's ``.build/spark-jars`` when it exists)."""
-
-    cores: int = DEFAULT_CORES
-    memory: str = DEFAULT_MEMORY
-    jars_dir: Path | None = None
-
-    @classmethod
-    def from_mapping(cls, data: object, *, root: Path) -> SparkSettings:
-        if data is None:
-            return cls()
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"the {SETTINGS_KEY}: section of {CONFIG_FILE} must be a mapping")
-        unknown = sorted(str(key) for key in data if key not in _SETTINGS)
-        if unknown:
-            raise ConfigError(
-                f"unknown setting(s) in the {SETTINGS_KEY}: section of {CONFIG_FILE}: "
-                f"{', '.join(unknown)} (known: {', '.join(_SETTINGS)})"
-            )
-        jars_dir: Path | None = None
-        raw_jars = data.get("jars_dir")
-        if raw_jars is not None:
-            if not isinstance(raw_jars, str) or not raw_jars.strip():
-                raise ConfigError(f"{SETTINGS_KEY}.jars_dir in {CONFIG_FILE} must be a folder")
-            jars_dir = Path(raw_jars).expanduser()
-            if not jars_dir.is_absolute():
-                jars_dir = root / jars_dir
-        return cls(
-            cores=_check_cores(data.get("cores", DEFAULT_CORES)),
-            memory=_check_memory(data.get("memory", DEFAULT_MEMORY)),
-            jars_dir=jars_dir,
-        )
-
-    def with_overrides(
-        self, *, cores: int | None = None, memory: str | None = None
-    ) -> SparkSettings:
-        """These settings with the command line's ``--spark-cores`` / ``--spark-memory``."""
-        return replace(
-            self,
-            cores=self.cores if cores is None else _check_cores(cores),
-            memory=self.memory if memory is None else _check_memory(memory),
-        )
-
-    def jars(self) -> Path:
-        """The folder of Delta's jars: ``jars_dir``, else the checkout's
-        ``.build/spark-jars`` if it exists, else a :class:`ConfigError` saying how to get
-        them. (:func:`sde.adapters.spark.delta_jars` checks the folder's contents.)"""
-        if self.jars_dir is not None:
-            return self.jars_dir
-        if CHECKOUT_JARS.is_dir():
-            return CHECKOUT_JARS
-        raise ConfigError(
-            f"no folder of Delta's jars for Spark: set {SETTINGS_KEY}: jars_dir: in "
-            f"{CONFIG_FILE} to a folder holding them, or in sde's checkout {sp.SETUP_HINT}, "
-            "which fetches them into .build/spark-jars"
-        )
-
-
-def spark_settings(home: Home) -> SparkSettings:
-    """The home's Spark settings (``spark:`` in ``config.yaml``; defaults without it)."""
-    return SparkSettings.from_mapping(home.settings.extra.get(SETTINGS_KEY), root=home.root)
-
-
-@contextmanager
-def spark_engine(
-    settings: SparkSettings, *, app_name: str = "sde-extract"
-) -> Iterator[SparkSession]:
-    """A local Spark session for one command, stopped (its JVM too) when the block ends,
-    whether it ends well or not."""
-    session = sp.spark_session(
-        cores=settings.cores,
-        jars_dir=settings.jars(),
-        memory=settings.memory,
-        app_name=app_name,
-    )
-    try:
-        yield session
-    finally:
-        sp.stop(session)
-
-
-# --- errors --------------------------------------------------------------------------------
-
-
-class SparkStageFailed(SdeError):
-    """A Spark stage of an extract failed. The message names the stage, the project, the
-    table and Spark's error class; Spark's own message (which can quote data) is dropped."""
-
-    def __init__(self, stage: str, project_id: str, dataset: str, condition: str) -> None:
-        self.stage = stage
-        self.project_id = project_id
-        self.dataset = dataset
-        self.condition = condition
-        kind = f" ({condition})" if condition else ""
-        super().__init__(
-            f"Spark failed while {stage}, extract of project {project_id}, table {dataset}"
-            f"{kind}; Spark's message is not shown because it can quote patient data. "
-            "No rows of this table were committed; the extract's manifest was not updated"
-        )
-
-
-def _error_class(error: BaseException) -> str:
-    """Spark's error class, or the type a Python worker raised: identifiers only."""
-    # The adapter's parser of Spark errors (the bracketed class only, never the text).
-    condition = sp.error_condition(error)
-    # A Python worker's traceback, inside Spark's error (the JVM wraps it in its own).
-    _, traceback_found, traceback = str(error).partition(_PYTHON_TRACEBACK)
-    worker = _WORKER_ERROR.search(traceback) if traceback_found else None
-    if worker:
-        raised = f"a Python worker raised {worker.group(1)}"
-        return f"{condition}: {raised}" if condition else raised
-    return condition or type(error).__name__
-
-
-@contextmanager
-def _stage(stage: str, project_id: str, dataset: str) -> Iterator[None]:
-    try:
-        yield
-    except SdeError:
-        raise
-    except Exception as error:
-        raise SparkStageFailed(stage, project_id, dataset, _error_class(error)) from None
-
+    from pyspark.sql import SparkSession
 
 # --- the engine ----------------------------------------------------------------------------
 
@@ -310,7 +147,13 @@ def _extract_table(
     # Counted by delta-rs from the Parquet footers of the pinned version (no Spark job):
     # Spark's rows written plus removed must add up to it (checked below).
     rows_in = pinned.count_rows()
-    stage = functools.partial(_stage, project_id=project_id, dataset=dataset)
+    stage = functools.partial(
+        spark_stage,
+        subject=f"extract of project {project_id}, table {dataset}",
+        consequence=(
+            "No rows of this table were committed; the extract's manifest was not updated"
+        ),
+    )
     with stage("reading the linked table"):
         frame = sp.read_delta(spark, source.location, source.version).select(
             LINK_COLUMN, *source.columns
@@ -337,12 +180,12 @@ def _extract_table(
         )
 
     target = out_dir / dataset
-    _create_table(target, source.schema)
+    create_table(target, source.schema)
     transform = functools.partial(
         project_pseudonym_batches, pseudonymiser=pseudonymiser, schema=source.schema
     )
     with stage("pseudonymising and writing the extract table"):
-        version = sp.write_delta(_map_arrow(kept, transform, source.schema), target, "overwrite")
+        version = sp.write_delta(map_arrow(kept, transform, source.schema), target, "overwrite")
     rows_written = delta.dataset(target, version).count_rows()
     if rows_written + tally.rows != rows_in:
         # An internal fault, not a user error: counts that do not add up mean a bug.
@@ -361,25 +204,4 @@ def _extract_table(
         version=version,
         patients_removed_by_opt_out=tally.patients,
         removed_by_rule=tally.by_rule(),
-    )
-
-
-def _map_arrow(frame: DataFrame, transform: Any, schema: pa.Schema) -> DataFrame:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=_PANDAS_WARNING, category=FutureWarning)
-        return sp.map_arrow(frame, transform, schema)
-
-
-def _create_table(target: Path, schema: pa.Schema) -> None:
-    """Make ``target`` a Delta table of exactly ``schema`` (nullability included), with
-    delta-rs, unless it is one already: Spark then only overwrites its rows, keeping the
-    schema (a table Spark creates has every column nullable, ``patient_id`` too)."""
-    current = delta.version(target)
-    if current is not None and delta.dataset(target, current).schema.equals(schema):
-        return
-    write_deltalake(
-        str(target),
-        schema.empty_table(),
-        mode="overwrite",
-        schema_mode="overwrite" if current is not None else None,
     )

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -75,6 +75,9 @@ from sde.domain.pseudonyms import LinkagePseudonymiser
 from sde.errors import InputError, NotFound, StateError
 from sde.services.home import Home
 from sde.services.ports import AuditSink
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 MANIFEST_TABLE = "ingest"
 BATCH_ROWS = 262_144
@@ -308,6 +311,7 @@ def ingest_file(
     batch_rows: int = BATCH_ROWS,
     engine: PolicyEngine | None = None,
     method: Method = "batch",
+    spark: SparkSession | None = None,
 ) -> IngestResult:
     """Ingest one provider file for ``spec``. ``references`` name the files of the
     spec's ``known_from`` datasets (default ``<home>/sources/<name>.csv``).
@@ -315,10 +319,27 @@ def ingest_file(
     Given ``engine``, the ``sde.ingest`` policy decides first, from the file's header and
     the spec alone: a refusal raises ``PolicyDenied`` before any row is read, and nothing is
     written. ``method`` is for tests and benchmarks (see :data:`Method`): both give the
-    same result."""
+    same result. Given a ``spark`` session, the rows are checked, pseudonymised and written
+    on Spark (:mod:`sde.services.ingest_spark`): the same tables and manifest."""
     header = _checked_header(spec, path)
     if engine is not None:
         require_spec_allowed(engine, spec, header, source=path.name)
+    if spark is not None:
+        from sde.services.ingest_spark import ingest_file_spark
+
+        return ingest_file_spark(
+            spark,
+            home,
+            spec,
+            path,
+            header,
+            audit=audit,
+            progress=progress,
+            actor=actor,
+            references=references,
+            deidentifier=deidentifier,
+            batch_rows=batch_rows,
+        )
     return _ingest_checked(
         home,
         spec,
@@ -358,32 +379,13 @@ def _ingest_checked(
     method: Method = "batch",
 ) -> IngestResult:
     sha256 = file_sha256(path)
-    previous = _previous(home, spec.name, sha256)
-    if previous is not None:
-        result = IngestResult(
-            dataset=spec.name,
-            source_file=path.name,
-            source_sha256=sha256,
-            rows_in=_int(previous["rows_in"]),
-            rows_written=_int(previous["rows_written"]),
-            rows_quarantined=_int(previous["rows_quarantined"]),
-            quarantined_by_reason=json.loads(str(previous["quarantined_by_reason"])),
-            linked_version=_int(previous["linked_version"]),
-            skipped=True,
-        )
-        if audit is not None:
-            audit.record(actor, "ingest.skipped", spec.name, _audit_details(result))
-        return result
+    skipped = ingested_before(home, spec, path, sha256, audit=audit, actor=actor)
+    if skipped is not None:
+        return skipped
     target = linked_path(home, spec.name)
-    for commit in delta.history(target):
-        if commit.get(COMMIT_SHA_KEY) == sha256:
-            raise StateError(
-                f"linked table {spec.name} has a commit (version {commit.get('version')}) from "
-                f"{path.name} that the manifest does not record: an earlier ingest was "
-                "interrupted. Restore the table to the version before it, then ingest again"
-            )
+    refuse_interrupted(target, spec, path, sha256)
 
-    known_by_patient = _known_from_references(home, spec, path, header, references or {})
+    known_by_patient = known_from_references(home, spec, path, header, references or {})
     if spec.free_text_columns and deidentifier is None:
         from sde.adapters.presidio import PresidioDeidentifier  # local: costly import
 
@@ -451,7 +453,6 @@ def _ingest_checked(
             pa.Table.from_pylist(run.quarantined, schema=QUARANTINE_SCHEMA),
             custom_metadata={COMMIT_SHA_KEY: sha256},
         )
-    by_reason = dict(sorted(Counter(str(q["reason_code"]) for q in run.quarantined).items()))
     result = IngestResult(
         dataset=spec.name,
         source_file=path.name,
@@ -459,11 +460,92 @@ def _ingest_checked(
         rows_in=run.rows_in,
         rows_written=run.rows_written,
         rows_quarantined=len(run.quarantined),
-        quarantined_by_reason=by_reason,
+        quarantined_by_reason=dict(
+            sorted(Counter(str(q["reason_code"]) for q in run.quarantined).items())
+        ),
         linked_version=linked_version,
         quarantine_version=quarantine_version,
         sign_in_checks=len(run.sign_in_pids),
     )
+    record_ingest(home, result, actor=actor, audit=audit)
+    return result
+
+
+def ingested_before(
+    home: Home,
+    spec: DatasetSpec,
+    path: Path,
+    sha256: str,
+    *,
+    audit: AuditSink | None,
+    actor: str,
+) -> IngestResult | None:
+    """The recorded result if the manifest has this file (same SHA-256) for this dataset
+    already (an ``ingest.skipped`` event is audited), else None."""
+    previous = _previous(home, spec.name, sha256)
+    if previous is None:
+        return None
+    result = IngestResult(
+        dataset=spec.name,
+        source_file=path.name,
+        source_sha256=sha256,
+        rows_in=_int(previous["rows_in"]),
+        rows_written=_int(previous["rows_written"]),
+        rows_quarantined=_int(previous["rows_quarantined"]),
+        quarantined_by_reason=json.loads(str(previous["quarantined_by_reason"])),
+        linked_version=_int(previous["linked_version"]),
+        skipped=True,
+    )
+    if audit is not None:
+        audit.record(actor, "ingest.skipped", spec.name, _audit_details(result))
+    return result
+
+
+def commit_source_sha(commit: Mapping[str, Any]) -> str | None:
+    """The SHA-256 of the source file a Delta commit was made from, if it says: delta-rs
+    writes it as the commit's ``sde.source_sha256``; Spark (which cannot set custom
+    keys) in the JSON object of the commit's ``userMetadata``."""
+    sha = commit.get(COMMIT_SHA_KEY)
+    if isinstance(sha, str):
+        return sha
+    user = commit.get("userMetadata")
+    if isinstance(user, str) and user.startswith("{"):
+        try:
+            found = json.loads(user).get(COMMIT_SHA_KEY)
+        except (ValueError, AttributeError):
+            return None
+        return found if isinstance(found, str) else None
+    return None
+
+
+def commit_user_metadata(sha256: str, source_file: str) -> str:
+    """What Spark writes as a commit's ``userMetadata`` (read by :func:`commit_source_sha`)."""
+    return json.dumps({COMMIT_SHA_KEY: sha256, "sde.source_file": source_file}, sort_keys=True)
+
+
+def refuse_interrupted(target: delta.Location, spec: DatasetSpec, path: Path, sha256: str) -> None:
+    """Refuse (``StateError``) if the linked table has a commit from this file that the
+    manifest does not record: an earlier ingest stopped between the two."""
+    for commit in delta.history(target):
+        if commit_source_sha(commit) == sha256:
+            raise StateError(
+                f"linked table {spec.name} has a commit (version {commit.get('version')}) from "
+                f"{path.name} that the manifest does not record: an earlier ingest was "
+                "interrupted. Restore the table to the version before it, then ingest again"
+            )
+
+
+def record_ingest(
+    home: Home,
+    result: IngestResult,
+    *,
+    actor: str,
+    audit: AuditSink | None,
+    engine: str = "local",
+) -> None:
+    """Check that ``result``'s counts reconcile, then write its manifest row and audit
+    the ``ingest`` event (naming the ``engine``): the last steps of an ingest, whichever
+    engine ran it."""
     _check_counts(result)
     delta.append(
         manifest_path(home),
@@ -476,9 +558,11 @@ def _ingest_checked(
                     "rows_in": result.rows_in,
                     "rows_written": result.rows_written,
                     "rows_quarantined": result.rows_quarantined,
-                    "quarantined_by_reason": json.dumps(by_reason, sort_keys=True),
-                    "linked_version": linked_version,
-                    "quarantine_version": quarantine_version,
+                    "quarantined_by_reason": json.dumps(
+                        dict(result.quarantined_by_reason), sort_keys=True
+                    ),
+                    "linked_version": result.linked_version,
+                    "quarantine_version": result.quarantine_version,
                     "ingested_at": dt.datetime.now(dt.UTC),
                     "ingested_by": actor,
                 }
@@ -487,8 +571,7 @@ def _ingest_checked(
         ),
     )
     if audit is not None:
-        audit.record(actor, "ingest", spec.name, _audit_details(result))
-    return result
+        audit.record(actor, "ingest", result.dataset, {**_audit_details(result), "engine": engine})
 
 
 def ingest_all(
@@ -498,12 +581,14 @@ def ingest_all(
     progress: bool = False,
     actor: str = "system",
     engine: PolicyEngine | None = None,
+    spark: SparkSession | None = None,
 ) -> list[IngestResult]:
     """Ingest every shipped dataset whose ``<name>.csv`` is in ``home.sources``.
 
     Every file's header is checked, and given ``engine`` the ``sde.ingest`` policy asked
     about every spec, before anything is ingested: one refusal (``InputError``,
-    ``PolicyDenied``) stops them all with nothing written."""
+    ``PolicyDenied``) stops them all with nothing written. Given a ``spark`` session,
+    each file is ingested on Spark."""
     planned: list[tuple[DatasetSpec, Path, list[str]]] = []
     for name in shipped_datasets():
         path = home.sources / f"{name}.csv"
@@ -517,6 +602,15 @@ def ingest_all(
     results = []
     deidentifier: FreeTextDeidentifier | None = None
     for spec, path, header in planned:
+        if spark is not None:
+            from sde.services.ingest_spark import ingest_file_spark
+
+            results.append(
+                ingest_file_spark(
+                    spark, home, spec, path, header, audit=audit, progress=progress, actor=actor
+                )
+            )
+            continue
         if spec.free_text_columns and deidentifier is None:
             from sde.adapters.presidio import PresidioDeidentifier
 
@@ -591,7 +685,7 @@ def _read_header(path: Path) -> list[str]:
     raise InputError(f"{path.name} is empty: a provider file starts with a header row")
 
 
-def _known_from_references(
+def known_from_references(
     home: Home,
     spec: DatasetSpec,
     path: Path,
@@ -645,6 +739,97 @@ def _known_from_references(
             values = known.setdefault(digits, [])
             values.extend((kind, record[i]) for i, kind in columns if record[i].strip())
     return known
+
+
+def deidentify_kept_rows(
+    spec: DatasetSpec,
+    deidentifier: FreeTextDeidentifier,
+    known_by_patient: Mapping[str, list[tuple[Pii, str]]],
+    candidates: pa.RecordBatch,
+    kept: pa.Array,
+    digits: pa.Array,
+    checked: BatchCheck,
+    outputs: dict[str, pa.Array],
+) -> dict[int, Rejection]:
+    """De-identify the free text of the rows ``kept`` (indices into ``candidates``, the raw
+    batch ``checked`` was made from; ``digits`` their normalised NHS numbers) row by row:
+    only rows with free text reach the de-identifier. Fills ``outputs`` with the cleared
+    text; returns the rows held back (the de-identifier failed: fail closed), by position
+    among the kept rows. Both engines run it (on Spark, on the workers)."""
+    known_columns = [(c.name, c.known_kind) for c in spec.known_columns if c.known_kind is not None]
+    rows = candidates.select([name for name, _ in known_columns]).take(kept)
+    known_values = {name: rows.column(name).to_pylist() for name, _ in known_columns}
+    numbers = digits.to_pylist()
+    texts = {name: array.take(kept).to_pylist() for name, array in checked.free_text.items()}
+    cleared = {name: list(values) for name, values in texts.items()}
+    held_back: dict[int, Rejection] = {}
+    for column in spec.free_text_columns:
+        out = column.output or column.name
+        for position, text in enumerate(texts[out]):
+            if text is None or position in held_back:
+                continue
+            known = [
+                (kind, known_values[name][position])
+                for name, kind in known_columns
+                if known_values[name][position].strip()
+            ]
+            known.extend(known_by_patient.get(numbers[position], ()))
+            try:
+                cleared[out][position] = deidentifier.deidentify(text, known)
+            except Exception:
+                # Fail closed: the row is held back rather than written with raw text.
+                held_back[position] = deidentification_failed(column.name)
+    for out, values in cleared.items():
+        outputs[out] = pa.array(values, pa.string())
+    return held_back
+
+
+def sign_in_checks(
+    spec: DatasetSpec, key: bytes, rows: pa.RecordBatch, pids: pa.Array
+) -> tuple[list[str], list[str]]:
+    """The sign-in checks of written rows (``rows``: their raw columns; ``pids``: theirs):
+    the pids that get one and the checks, in order. A row whose date of birth or postcode
+    is missing or unreadable gets none (that patient cannot sign in to the page)."""
+    columns = spec.sign_in
+    assert columns is not None
+    births = rows.column(columns.birth_date).to_pylist()
+    postcodes = rows.column(columns.postcode).to_pylist()
+    kept: list[str] = []
+    checks: list[str] = []
+    for pid, birth, postcode in zip(pids.to_pylist(), births, postcodes, strict=True):
+        born = parse_date(birth)
+        if born is None:
+            continue
+        check = sign_in_check(key, pid, born, postcode)
+        if check is not None:
+            kept.append(pid)
+            checks.append(check)
+    return kept, checks
+
+
+def quarantine_record(
+    header: Sequence[str],
+    source_file: str,
+    sha256: str,
+    number: int,
+    rejection: Rejection,
+    fields: Sequence[str],
+    at: dt.datetime,
+) -> dict[str, object]:
+    """One row of the quarantine table: the record's number, why, and its raw fields (by
+    column name when it has the header's width)."""
+    raw: object = (
+        dict(zip(header, fields, strict=True)) if len(fields) == len(header) else list(fields)
+    )
+    return {
+        "source_file": source_file,
+        "source_sha256": sha256,
+        "row_number": number,
+        "reason_code": rejection.code.value,
+        "reason": rejection.reason,
+        "raw_row": json.dumps(raw, ensure_ascii=False),
+        "quarantined_at": at,
+    }
 
 
 # --- one run -----------------------------------------------------------------------------
@@ -842,53 +1027,25 @@ class _Run:
         checked: BatchCheck,
         outputs: dict[str, pa.Array],
     ) -> dict[int, Rejection]:
-        """De-identify the free text of the kept rows (row by row: only rows with free
-        text reach the de-identifier); fill ``outputs``; the rows held back, by position
-        among the kept rows."""
+        """:func:`deidentify_kept_rows` with this run's de-identifier and known values."""
         assert self.deidentifier is not None
-        known_columns = [
-            (c.name, c.known_kind) for c in self.spec.known_columns if c.known_kind is not None
-        ]
-        rows = candidates.select([name for name, _ in known_columns]).take(kept)
-        known_values = {name: rows.column(name).to_pylist() for name, _ in known_columns}
-        numbers = digits.to_pylist()
-        texts = {name: array.take(kept).to_pylist() for name, array in checked.free_text.items()}
-        cleared = {name: list(values) for name, values in texts.items()}
-        held_back: dict[int, Rejection] = {}
-        for column in self.spec.free_text_columns:
-            out = column.output or column.name
-            for position, text in enumerate(texts[out]):
-                if text is None or position in held_back:
-                    continue
-                known = [
-                    (kind, known_values[name][position])
-                    for name, kind in known_columns
-                    if known_values[name][position].strip()
-                ]
-                known.extend(self.known_by_patient.get(numbers[position], ()))
-                try:
-                    cleared[out][position] = self.deidentifier.deidentify(text, known)
-                except Exception:
-                    # Fail closed: the row is held back rather than written with raw text.
-                    held_back[position] = deidentification_failed(column.name)
-        for out, values in cleared.items():
-            outputs[out] = pa.array(values, pa.string())
-        return held_back
+        return deidentify_kept_rows(
+            self.spec,
+            self.deidentifier,
+            self.known_by_patient,
+            candidates,
+            kept,
+            digits,
+            checked,
+            outputs,
+        )
 
     def _sign_in_checks(self, rows: pa.RecordBatch, pids: pa.Array) -> None:
-        columns = self.spec.sign_in
-        assert columns is not None
+        assert self.spec.sign_in is not None
         assert self.sign_in_key is not None
-        births = rows.column(columns.birth_date).to_pylist()
-        postcodes = rows.column(columns.postcode).to_pylist()
-        for pid, birth, postcode in zip(pids.to_pylist(), births, postcodes, strict=True):
-            born = parse_date(birth)
-            if born is None:
-                continue
-            check = sign_in_check(self.sign_in_key, pid, born, postcode)
-            if check is not None:
-                self.sign_in_pids.append(pid)
-                self.sign_in_checks.append(check)
+        kept, checks = sign_in_checks(self.spec, self.sign_in_key, rows, pids)
+        self.sign_in_pids.extend(kept)
+        self.sign_in_checks.extend(checks)
 
     def _rowwise_batches(self, path: Path, bar: tqdm[Any]) -> Iterator[pa.RecordBatch]:
         """The row-wise engine (Python's ``csv`` and ``check_row``, one row at a time): the
@@ -992,19 +1149,14 @@ class _Run:
         return cleared
 
     def _quarantine(self, number: int, rejection: Rejection, fields: Sequence[str]) -> None:
-        raw: object = (
-            dict(zip(self.header, fields, strict=True))
-            if len(fields) == len(self.header)
-            else list(fields)
-        )
         self.quarantined.append(
-            {
-                "source_file": self.source_file,
-                "source_sha256": self.sha256,
-                "row_number": number,
-                "reason_code": rejection.code.value,
-                "reason": rejection.reason,
-                "raw_row": json.dumps(raw, ensure_ascii=False),
-                "quarantined_at": dt.datetime.now(dt.UTC),
-            }
+            quarantine_record(
+                self.header,
+                self.source_file,
+                self.sha256,
+                number,
+                rejection,
+                fields,
+                dt.datetime.now(dt.UTC),
+            )
         )

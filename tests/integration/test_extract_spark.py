@@ -45,17 +45,11 @@ from sde.services.extract import (
     extract_dir,
     read_manifest,
 )
-from sde.services.extract_spark import (
-    CHECKOUT_JARS,
-    SparkSettings,
-    SparkStageFailed,
-    build_extract_spark,
-    project_pseudonym_batches,
-    spark_settings,
-)
+from sde.services.extract_spark import build_extract_spark, project_pseudonym_batches
 from sde.services.home import Home, init_home, open_home
 from sde.services.ingest import ingest_file, load_spec
 from sde.services.optouts import record_choice
+from sde.services.spark_engine import CHECKOUT_JARS, SparkSettings, SparkStageFailed, spark_settings
 from sde.services.synth import synthesise
 from sde.services.wiring import control_plane, policy_engine
 from tests.factories import airlock_project, linked_patients
@@ -435,7 +429,7 @@ def test_spark_settings_from_config(tmp_path: Path) -> None:
 def test_missing_jars_say_how_to_fetch_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import sde.services.extract_spark as engine
+    import sde.services.spark_engine as engine
 
     monkeypatch.setattr(engine, "CHECKOUT_JARS", tmp_path / "absent")
     with pytest.raises(ConfigError, match=r"jars_dir.*setup_spark\.sh"):
