@@ -14,7 +14,12 @@ in a child process (so its peak memory is its own):
 Prints rows/s for both, the ratio, peak memory (the child's ``ru_maxrss``), and checks
 that the extract has every row but the opted-out patients' (counts reconcile).
 
-    .venv/bin/python -m bench.extract_speed [--events 10000000] [--per-patient 10]
+With ``--spark``, a second child builds the same extract with the Spark engine
+(``build_extract_spark`` on ``local[--spark-cores]``; the session's start timed apart) and
+prints its rate against the local engine's measured above, its peak memory (the Python
+driver and Spark's JVM, its child) and checks that both engines wrote the same counts.
+
+    .venv/bin/python -m bench.extract_speed [--events 10000000] [--per-patient 10] [--spark]
 """
 
 from __future__ import annotations
@@ -101,16 +106,8 @@ def prepare(home: Home, events: int, per_patient: int, opt_out: float, seed: int
 def child(home_dir: Path) -> dict[str, float]:
     """Runs in its own process: the extract, then the floor, timed."""
     home = open_home(home_dir)
-    request = ExtractRequest(
-        project_id="bench-project",
-        purpose="research",
-        national_opt_out_applies=True,
-        datasets={DATASET: ("event_date", "code", "value")},
-        sponsor_type="academic",
-        sponsor_organisation="Bench University",
-    )
     start, cpu = time.perf_counter(), time.process_time()
-    manifest = build_extract(home, request, {DATASET: "gp"}, actor="bench")
+    manifest = build_extract(home, _request(), {DATASET: "gp"}, actor="bench")
     extract_s, extract_cpu = time.perf_counter() - start, time.process_time() - cpu
     table = manifest.tables[DATASET]
 
@@ -132,6 +129,55 @@ def child(home_dir: Path) -> dict[str, float]:
     }
 
 
+def _request() -> ExtractRequest:
+    return ExtractRequest(
+        project_id="bench-project",
+        purpose="research",
+        national_opt_out_applies=True,
+        datasets={DATASET: ("event_date", "code", "value")},
+        sponsor_type="academic",
+        sponsor_organisation="Bench University",
+    )
+
+
+def spark_child(home_dir: Path, cores: int, memory: str) -> dict[str, float]:
+    """Runs in its own process: a Spark session started (timed), the extract built on it."""
+    from sde.services.extract_spark import build_extract_spark
+    from sde.services.spark_engine import spark_engine, spark_settings
+
+    home = open_home(home_dir)
+    settings = spark_settings(home).with_overrides(cores=cores, memory=memory)
+    start = time.perf_counter()
+    with spark_engine(settings, app_name="sde-bench") as spark:
+        started_s = time.perf_counter() - start
+        start = time.perf_counter()
+        manifest = build_extract_spark(spark, home, _request(), {DATASET: "gp"}, actor="bench")
+        extract_s = time.perf_counter() - start
+    table = manifest.tables[DATASET]
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    jvm = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {
+        "rows_in": table.rows_in_source,
+        "rows_written": table.rows_written,
+        "rows_removed": table.rows_removed_by_opt_out,
+        "start_s": started_s,
+        "extract_s": extract_s,
+        "peak_rss_mb": (own + jvm) / 1024,
+    }
+
+
+def _run_child(*args: str) -> dict[str, float]:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.extract_speed", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    figures: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=10_000_000)
@@ -139,10 +185,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--opt-out", type=float, default=0.03)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--spark", action="store_true", help="also build the extract with the Spark engine"
+    )
+    parser.add_argument("--spark-cores", type=int, default=2)
+    parser.add_argument("--spark-memory", default="4g")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--spark-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child is not None:
         print(json.dumps(child(args.child)))
+        return 0
+    if args.spark_child is not None:
+        print(json.dumps(spark_child(args.spark_child, args.spark_cores, args.spark_memory)))
         return 0
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -152,14 +207,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"linked table of {args.events:,} events written in {time.perf_counter() - start:.1f} s"
         )
-        done = subprocess.run(
-            [sys.executable, "-m", "bench.extract_speed", "--child", str(home.root)],
-            check=True,
-            capture_output=True,
-            text=True,
-            cwd=Path(__file__).resolve().parent.parent,
-        )
-        figures = json.loads(done.stdout.strip().splitlines()[-1])
+        figures = _run_child("--child", str(home.root))
+        on_spark: dict[str, float] | None = None
+        if args.spark:
+            on_spark = _run_child(
+                "--spark-child",
+                str(home.root),
+                "--spark-cores",
+                str(args.spark_cores),
+                "--spark-memory",
+                args.spark_memory,
+            )
 
     rows = figures["rows_in"]
     if figures["rows_written"] != expected or rows != args.events:
@@ -188,8 +246,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{figures['rows_removed']:,} (reconciled)"
     )
     print(f"peak memory of the extract process: {figures['peak_rss_mb']:,.0f} MB")
+    result: dict[str, object] = {**figures, "events": args.events}
+    if on_spark is not None:
+        counts = ("rows_in", "rows_written", "rows_removed")
+        if any(on_spark[name] != figures[name] for name in counts):
+            print("COUNTS DO NOT RECONCILE: the Spark engine's counts differ from the local's")
+            return 1
+        spark_rate = rows / on_spark["extract_s"]
+        print(
+            f"spark: build_extract_spark  {spark_rate:>14,.0f} rows/s  "
+            f"({on_spark['extract_s']:.2f} s on local[{args.spark_cores}], after "
+            f"{on_spark['start_s']:.1f} s to start Spark)"
+        )
+        print(f"ratio spark / sde            {spark_rate / sde_rate:.2f}x")
+        print(
+            f"peak memory of the Spark build (driver + JVM): {on_spark['peak_rss_mb']:,.0f} MB; "
+            "same counts as the local engine"
+        )
+        result["spark"] = on_spark
     if args.json is not None:
-        args.json.write_text(json.dumps({**figures, "events": args.events}, indent=2))
+        args.json.write_text(json.dumps(result, indent=2))
     return 0
 
 

@@ -39,3 +39,25 @@ def test_runs_small_and_prints_figures_ratio_and_memory(
     assert f"removed by opt-outs {figures['rows_removed']:,} (reconciled)" in printed
     assert figures["peak_rss_mb"] > 0
     assert re.search(r"peak memory of the extract process: [\d,]+ MB", printed)
+
+
+@pytest.mark.spark
+def test_runs_small_on_spark_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--spark: a child process with its own Spark builds the same extract; its rate, the
+    ratio against the local engine's and its memory are printed, counts checked equal."""
+    out = tmp_path / "figures.json"
+    args = ["--events", "5000", "--spark", "--spark-cores", "1", "--spark-memory", "1g"]
+    assert main([*args, "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    local = re.search(r"sde: build_extract\s+([\d,]+) rows/s", printed)
+    spark = re.search(r"spark: build_extract_spark\s+([\d,]+) rows/s .* on local\[1\]", printed)
+    ratio = re.search(r"ratio spark / sde\s+([\d.]+)x", printed)
+    assert local is not None
+    assert spark is not None
+    assert ratio is not None
+    rates = [float(m.group(1).replace(",", "")) for m in (spark, local)]
+    assert float(ratio.group(1)) == pytest.approx(rates[0] / rates[1], abs=0.01, rel=0.05)
+    figures = json.loads(out.read_text())
+    assert figures["spark"]["rows_written"] == figures["rows_written"] > 0
+    assert figures["spark"]["peak_rss_mb"] > figures["peak_rss_mb"]  # Spark's JVM counted
+    assert "same counts as the local engine" in printed
