@@ -26,6 +26,10 @@ A block goes to Arrow only when all of these hold (each was measured to differ o
 A refusal from Python's ``csv`` (not UTF-8, bad quoting, field too large) is raised with
 the message and the row or line number the whole-file Python reader gives.
 
+:func:`read_ahead` runs a reader in a thread of its own, a bounded number of batches ahead
+of its consumer: Arrow's parse and numpy's byte checks release the GIL, so on a machine
+with a second core reading overlaps with checking (ingest uses it).
+
 No patient-level value is ever put in a message: errors name the file and a number.
 """
 
@@ -33,10 +37,12 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterator, Sequence
+import queue
+import threading
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -211,70 +217,114 @@ def _python_rest(
 # --- the fast reader ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
 class _Layout:
     """Where a block's quotes are, and its line feeds outside quoted fields (the block
-    starts outside quotes; inside or outside is told by the parity of the quotes before)."""
+    starts outside quotes; inside or outside is told by the parity of the quotes before).
+    The feeds are found only when asked for: a block Arrow reads needs its last one only,
+    found by :meth:`last_feed` without a pass over the block."""
 
-    quotes: np.ndarray
-    feeds: np.ndarray
+    def __init__(self, data: np.ndarray, quotes: np.ndarray, feeds: np.ndarray | None = None):
+        self.data = data
+        self.quotes = quotes
+        self._feeds = feeds
+
+    @property
+    def feeds(self) -> np.ndarray:
+        if self._feeds is None:
+            feeds = np.flatnonzero(self.data == _LF)
+            if len(self.quotes):
+                feeds = feeds[np.searchsorted(self.quotes, feeds) % 2 == 0]
+            self._feeds = feeds
+        return self._feeds
+
+    def last_feed(self, raw: bytes) -> int | None:
+        """The position of the last line feed outside quotes (``raw``: the block's bytes)."""
+        if self._feeds is None:
+            position = raw.rfind(b"\n", 0, len(self.data))
+            for _ in range(64):  # then a pass over the block is cheaper
+                if position < 0:
+                    return None
+                if int(np.searchsorted(self.quotes, position)) % 2 == 0:
+                    return position
+                position = raw.rfind(b"\n", 0, position)
+        feeds = self.feeds
+        return int(feeds[-1]) if len(feeds) else None
 
     def prefix(self, size: int) -> _Layout:
+        feeds = self._feeds
         return _Layout(
+            self.data[:size],
             self.quotes[: np.searchsorted(self.quotes, size)],
-            self.feeds[: np.searchsorted(self.feeds, size)],
+            None if feeds is None else feeds[: np.searchsorted(feeds, size)],
         )
 
     def suffix(self, start: int) -> _Layout:
         """The layout from ``start`` (a record boundary) on, renumbered from 0."""
+        feeds = self._feeds
         return _Layout(
+            self.data[start:],
             self.quotes[np.searchsorted(self.quotes, start) :] - start,
-            self.feeds[np.searchsorted(self.feeds, start) :] - start,
+            None if feeds is None else feeds[np.searchsorted(feeds, start) :] - start,
         )
 
 
-def _layout(data: np.ndarray) -> _Layout:
-    quotes = np.flatnonzero(data == _QUOTE)
-    feeds = np.flatnonzero(data == _LF)
-    if len(quotes):
-        feeds = feeds[np.searchsorted(quotes, feeds) % 2 == 0]
-    return _Layout(quotes, feeds)
+def _layout(raw: bytes) -> _Layout:
+    data = np.frombuffer(raw, dtype=np.uint8)
+    quotes = np.flatnonzero(data == _QUOTE) if b'"' in raw else np.zeros(0, dtype=np.intp)
+    return _Layout(data, quotes)
 
 
-def _cut(layout: _Layout, size: int, at_eof: bool) -> int | None:
-    """Where a block of ``size`` bytes (starting at a record boundary) should end: one
-    past its last line feed outside quotes, or its end at end of file; None if neither."""
+def _cut(layout: _Layout, raw: bytes, at_eof: bool) -> int | None:
+    """Where a block (``raw``, starting at a record boundary) should end: one past its
+    last line feed outside quotes, or its end at end of file; None if neither."""
     if at_eof:
-        return size
-    if len(layout.feeds) == 0:
-        return None
-    return int(layout.feeds[-1]) + 1
+        return len(raw)
+    last = layout.last_feed(raw)
+    return None if last is None else last + 1
 
 
-def _arrow_safe(data: np.ndarray, layout: _Layout, width: int) -> bool:
-    """True if Arrow reads the block ``data`` (whole records, its quoting sound) exactly
-    as Python's ``csv`` does, the field count aside (checked by Arrow)."""
-    size = len(data)
+def _arrow_safe(block: bytes, layout: _Layout, width: int) -> bool:
+    """True if Arrow reads ``block`` (whole records, its quoting sound) exactly as
+    Python's ``csv`` does, the field count aside (checked by Arrow). The bytes searched
+    for are rare: each is looked for with ``bytes`` methods (``memchr`` speed) first,
+    and where one is found the exact check runs."""
+    size = len(block)
     if size == 0:
         return True
-    if bool(np.any(data == _NUL)):
+    if b"\x00" in block:
         return False
-    if data[:3].tobytes() == _BOM:
+    if block.startswith(_BOM):
         return False  # Arrow drops a byte order mark at the start of what it reads
-    returns = np.flatnonzero(data == _CR)
-    if len(returns):
+    data = layout.data
+    returns_found = b"\r" in block
+    if returns_found:
+        returns = np.flatnonzero(data == _CR)
         inside = np.searchsorted(layout.quotes, returns, side="right") % 2 == 1
         bare = returns[~inside]
         if len(bare) and (int(bare[-1]) + 1 >= size or not bool(np.all(data[bare + 1] == _LF))):
             return False  # a carriage return that does not end a line with a line feed
-    feeds = layout.feeds
-    if width > 1 and len(feeds):
+    # A blank line outside quotes is "\n\n" or "\n\r\n" (or a block starting "\n",
+    # "\r\n"): look for those bytes anywhere (``bytes`` search is slow for a pair of
+    # line feeds, which are frequent: numpy), then, only if found, for lines outside quotes.
+    blank_possible = width > 1 and (
+        block.startswith(b"\n")
+        or (returns_found and (block.startswith(b"\r\n") or b"\n\r\n" in block))
+        or _adjacent_feeds(data)
+    )
+    feeds = layout.feeds if blank_possible else None
+    if feeds is not None and len(feeds):
         starts = np.concatenate(([0], feeds[:-1] + 1))
         lengths = feeds - starts
         line_end_cr = (lengths >= 1) & (data[np.maximum(feeds - 1, 0)] == _CR)
         if bool(np.any((lengths == 0) | ((lengths == 1) & line_end_cr))):
             return False  # a blank line
     return True
+
+
+def _adjacent_feeds(data: np.ndarray) -> bool:
+    """True if the bytes hold two line feeds in a row."""
+    feeds = data == _LF
+    return bool(np.any(feeds[1:] & feeds[:-1]))
 
 
 def _arrow_block(block: bytes, header: Sequence[str]) -> pa.Table | None:
@@ -354,9 +404,8 @@ def read_raw_batches(
         at_eof = len(head) < block_bytes
         number = 1
         while buffer or not at_eof:
-            data = np.frombuffer(buffer, dtype=np.uint8)
-            layout = _layout(data)
-            cut = _cut(layout, len(data), at_eof)
+            layout = _layout(buffer)
+            cut = _cut(layout, buffer, at_eof)
             if cut is None:
                 more = raw.read(block_bytes)
                 if on_bytes is not None:
@@ -367,7 +416,7 @@ def read_raw_batches(
                 continue
             block = buffer[:cut]
             layout = layout.prefix(cut)
-            if not _quoting_sound(data[:cut], layout.quotes, at_eof and cut == len(buffer)):
+            if not _quoting_sound(layout.data, layout.quotes, at_eof and cut == len(buffer)):
                 # Even where this block ends is in doubt: Python reads the rest.
                 if on_bytes is not None:
                     on_bytes(max(path.stat().st_size - offset - len(buffer), 0))
@@ -398,8 +447,7 @@ def _block_batches(
     """The records of ``block`` (whole records, its quoting sound), first numbered
     ``first``: by Arrow where it is exact; a block Arrow cannot read exactly is split in
     two at a record boundary until the part that needs Python's ``csv`` is small."""
-    data = np.frombuffer(block, dtype=np.uint8)
-    table = _arrow_block(block, header) if _arrow_safe(data, layout, len(header)) else None
+    table = _arrow_block(block, header) if _arrow_safe(block, layout, len(header)) else None
     if table is not None:
         out: list[RawBatch] = []
         for batch in table.to_batches(max_chunksize=batch_records):
@@ -455,6 +503,68 @@ def _quoting_sound(data: np.ndarray, quotes: np.ndarray, at_eof: bool) -> bool:
         np.all(delimiting[before] | (opening == 0))
         and np.all(delimiting[after] & ~at_end | (at_end & at_eof))
     )
+
+
+# --- reading ahead ----------------------------------------------------------------------
+
+_Item = TypeVar("_Item")
+_DONE = object()
+
+
+def read_ahead(items: Iterator[_Item], depth: int = 2) -> Generator[_Item, None, None]:
+    """``items`` in order, produced by a thread of their own up to ``depth`` items ahead
+    of the consumer, so that reading (Arrow's parse and numpy's byte checks release the
+    GIL) overlaps with what the consumer does. Memory is bounded by ``depth`` items. An
+    exception raised by ``items`` is raised here, as it is, when its turn comes. Closing
+    this iterator (or an error in the consumer) stops the thread and closes ``items``."""
+    handoff: queue.Queue[object] = queue.Queue(maxsize=max(depth, 1))
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(_DONE)
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(_Raised(exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name="sde-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = handoff.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Raised):
+                raise item.error
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                handoff.get(timeout=0.05)
+            except queue.Empty:
+                continue
+        thread.join()
+
+
+@dataclass(frozen=True)
+class _Raised:
+    error: BaseException
 
 
 def _decodes(data: bytes) -> bool:

@@ -98,6 +98,28 @@ def valid_nhs_numbers(values: pa.Array) -> pa.Array:
     return checked_nhs_numbers(values).is_valid()
 
 
+def fixed_width_bytes(values: pa.Array, width: int) -> np.ndarray[Any, np.dtype[np.uint8]] | None:
+    """The bytes of a string array whose values are all exactly ``width`` bytes, as a
+    ``(len, width)`` uint8 matrix (a view of Arrow's buffer, no copy); None if a value
+    has another length or is null, or the array is not of type ``string``."""
+    import numpy as np
+    import pyarrow as pa
+
+    count = len(values)
+    if values.null_count or not pa.types.is_string(values.type):
+        return None
+    offsets = np.frombuffer(
+        values.buffers()[1], dtype=np.int32, count=count + 1, offset=values.offset * 4
+    )
+    start = int(offsets[0])
+    if int(offsets[-1]) - start != width * count or not bool(np.all(np.diff(offsets) == width)):
+        return None
+    if count == 0 or width == 0:
+        return np.zeros((count, width), dtype=np.uint8)
+    data = np.frombuffer(values.buffers()[2], dtype=np.uint8)
+    return data[start : start + width * count].reshape(count, width)
+
+
 def digit_matrix(values: pa.Array, width: int, what: str) -> np.ndarray[Any, np.dtype[np.int64]]:
     """A string array whose values are all exactly ``width`` ASCII bytes, as a
     ``(len, width)`` int64 matrix of each byte minus ``ord("0")`` (digits become 0-9), read
@@ -105,15 +127,25 @@ def digit_matrix(values: pa.Array, width: int, what: str) -> np.ndarray[Any, np.
     names the values in the error if they did not."""
     import numpy as np
 
-    count = len(values)
-    offsets = np.frombuffer(
-        values.buffers()[1], dtype=np.int32, count=count + 1, offset=values.offset * 4
-    )
-    if not bool(np.all(np.diff(offsets) == width)):  # pragma: no cover - guarded by callers
+    matrix = fixed_width_bytes(values, width)
+    if matrix is None:  # pragma: no cover - guarded by callers
         raise AssertionError(f"{what} must be {width} bytes each")
-    data = np.frombuffer(values.buffers()[2], dtype=np.uint8)
-    start = int(offsets[0])
-    return data[start : start + width * count].reshape(count, width).astype(np.int64) - 48
+    return matrix.astype(np.int64) - 48
+
+
+def _valid_digit_rows(digits: np.ndarray[Any, np.dtype[np.uint8]]) -> np.ndarray[Any, Any]:
+    """For rows of ten digits (0-9 each, uint8): the Modulus 11 check digit matches, and
+    the digits are not all the same (``is_valid_digits``)."""
+    import numpy as np
+
+    total = np.zeros(len(digits), dtype=np.int32)
+    for position, weight in enumerate(_WEIGHTS):
+        total += digits[:, position] * np.int32(weight)
+    expected = 11 - total % 11
+    expected[expected == 11] = 0  # a check digit of 10 (no valid digit) never matches
+    repeated = np.all(digits[:, 1:] == digits[:, :1], axis=1)  # 0000000000, 1111111111, ...
+    result: np.ndarray[Any, Any] = (expected == digits[:, 9]) & ~repeated
+    return result
 
 
 def checked_nhs_numbers(values: pa.Array) -> pa.Array:
@@ -122,17 +154,27 @@ def checked_nhs_numbers(values: pa.Array) -> pa.Array:
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    if not isinstance(values, pa.Array) or not (
+        pa.types.is_string(values.type) or pa.types.is_large_string(values.type)
+    ):
+        raise TypeError("expected a pyarrow string array")
+    if pa.types.is_string(values.type):
+        # The usual file: every value ten ASCII digits, which ``normalise`` keeps as they
+        # are (nothing to strip or remove), so the kernels of the general case are skipped.
+        matrix = fixed_width_bytes(values, 10)
+        if matrix is not None:
+            digits = matrix - np.uint8(48)
+            if bool(np.all(digits < 10)):
+                valid = _valid_digit_rows(digits)
+                return pc.if_else(pa.array(valid), values, pa.scalar(None, pa.string()))
     digits = normalised_nhs_numbers(values)
     if digits.null_count == len(digits):
         return digits
     candidates = digits.drop_null()
     # Every candidate is exactly ten ASCII digits (guarded by the regex).
-    matrix = digit_matrix(candidates, 10, "normalised NHS numbers")
-    total = matrix[:, :9] @ np.array(_WEIGHTS, dtype=np.int64)
-    expected = 11 - total % 11
-    expected[expected == 11] = 0  # a check digit of 10 (no valid digit) never matches
-    repeated = np.all(matrix == matrix[:, :1], axis=1)  # 0000000000, 1111111111, ...
-    ok = (expected == matrix[:, 9]) & ~repeated
+    matrix = fixed_width_bytes(candidates, 10)
+    assert matrix is not None
+    ok = _valid_digit_rows(matrix - np.uint8(48))
     valid = np.zeros(len(digits), dtype=bool)
     valid[np.flatnonzero(digits.is_valid().to_numpy(zero_copy_only=False))] = ok
     return pc.if_else(pa.array(valid, type=pa.bool_()), digits, pa.scalar(None, pa.string()))

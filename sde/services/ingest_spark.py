@@ -532,9 +532,12 @@ def _ingest_staged(
             functools.partial(finish_batches, context=context),
             finished_schema(spec),
         )
-        finished.write.parquet(str(finished_folder))
-    if context.known_by_patient is not None:
-        context.known_by_patient.unpersist()
+        try:
+            finished.write.parquet(str(finished_folder))
+        finally:
+            if context.known_by_patient is not None:
+                # The identifiers leave the executors' memory and disk with the stage.
+                context.known_by_patient.destroy()
 
     results = spark.read.parquet(str(finished_folder))
     with stage("counting the rows", consequence=nothing):

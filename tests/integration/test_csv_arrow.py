@@ -5,6 +5,8 @@ of awkward files and on random ones, whatever the block size."""
 from __future__ import annotations
 
 import random
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from sde.adapters.csv_arrow import (
     RawBatch,
     python_raw_batches,
     python_records,
+    read_ahead,
     read_raw_batches,
 )
 from sde.errors import InputError
@@ -84,6 +87,8 @@ CORPUS: dict[str, bytes] = {
     "empty fields": b"a,b,c\n,,\n, ,\n",
     "whitespace lines": b"a,b\n \n\t,\n",
     "many rows": b"a,b\n" + b"".join(f"{i},{'x' * (i % 7)}\n".encode() for i in range(3000)),
+    "line feeds in quotes only": b'a,b\n1,"x\n\ny"\n2,"\r\n\r\nz"\n"\n",3\n',
+    "many line feeds in one quoted field": b'a,b\n1,"' + b"\n" * 200 + b'"\n2,3\n' * 3,
 }
 
 
@@ -182,3 +187,84 @@ def test_random_well_quoted_files_read_as_python_csv(
     expected = _outcome(path, fast=False, block_bytes=0)
     for block_bytes in (16, 200, 1 << 20):
         assert _outcome(path, fast=True, block_bytes=block_bytes) == expected, block_bytes
+
+
+def test_line_feeds_inside_quotes_do_not_send_a_block_to_python(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Blank-line bytes (a pair of line feeds) inside quoted fields only: the exact check
+    finds no blank line, and Arrow reads the block."""
+    import sde.adapters.csv_arrow as module
+
+    path = tmp_path / "f.csv"
+    path.write_bytes(CORPUS["many rows"] + b'1,"x\n\ny"\n2,"\n\r\nz"\n' * 50)
+    expected = _outcome(path, fast=False, block_bytes=4096)
+
+    def refuse(*_args: object, **_kwargs: object) -> object:
+        raise AssertionError("the Python fallback was used")
+
+    monkeypatch.setattr(module, "_python_batches", refuse)
+    monkeypatch.setattr(module, "_python_rest", refuse)
+    batches = list(read_raw_batches(path, ["a", "b"], block_bytes=4096))
+    assert sum(b.records for b in batches) == 3100
+    assert _flatten(batches) == expected
+
+
+def _counted(count: int, log: list[str], fail_at: int | None = None) -> Iterator[int]:
+    try:
+        for item in range(count):
+            if item == fail_at:
+                raise InputError(f"f.csv is not valid CSV near line {item}")
+            yield item
+    finally:
+        log.append("closed")
+
+
+def _threads() -> int:
+    return sum(1 for t in threading.enumerate() if t.name == "sde-read-ahead")
+
+
+def test_read_ahead_gives_every_item_in_order() -> None:
+    log: list[str] = []
+    assert list(read_ahead(_counted(1000, log), depth=3)) == list(range(1000))
+    assert log == ["closed"]
+    assert _threads() == 0
+
+
+def test_read_ahead_raises_the_readers_error_in_turn() -> None:
+    log: list[str] = []
+    seen: list[int] = []
+    items = read_ahead(_counted(100, log, fail_at=40), depth=2)
+    seen.extend(next(items) for _ in range(40))
+    with pytest.raises(InputError) as raised:
+        next(items)
+    assert seen == list(range(40))  # every item before the error, then the error itself
+    assert str(raised.value) == "f.csv is not valid CSV near line 40"
+    assert log == ["closed"]
+    assert _threads() == 0
+
+
+def test_read_ahead_stops_its_thread_when_the_consumer_stops() -> None:
+    log: list[str] = []
+    items = read_ahead(_counted(10_000, log), depth=2)
+    assert next(items) == 0
+    items.close()  # the writer stopped reading (an error of its own)
+    assert log == ["closed"]
+    assert _threads() == 0
+
+
+def test_read_ahead_holds_at_most_depth_items_ahead() -> None:
+    produced: list[int] = []
+    release = threading.Event()
+
+    def source() -> Iterator[int]:
+        for item in range(50):
+            produced.append(item)
+            yield item
+
+    items = read_ahead(source(), depth=2)
+    assert next(items) == 0
+    release.wait(0.3)  # time for the thread to run ahead as far as it may
+    # The consumer holds item 0; two wait in the queue; the thread holds one it cannot hand over.
+    assert len(produced) <= 4
+    assert list(items) == list(range(1, 50))
