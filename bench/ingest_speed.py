@@ -17,6 +17,11 @@ before, kept as ``method="rowwise"``). Prints rows/s, peak RSS, the ratios, and 
 the targets are met: at least 500,000 rows/s end to end, peak memory under 4 GB.
 
     .venv/bin/python bench/ingest_speed.py --events 10000000 [--no-rowwise] [--json PATH]
+
+With ``--spark``, also the Spark engine (``ingest_file(..., spark=...)`` on a local
+session of ``local[2]``, started before the clock starts, its start timed apart), with
+its rate against the local engine's, its peak memory (the Python driver and Spark's JVM)
+and a check that its counts equal the local engine's.
 """
 
 from __future__ import annotations
@@ -198,6 +203,28 @@ def _child(mode: str, path: Path, home_dir: Path) -> None:
         for batch in reader:
             rows += batch.num_rows
         figures["rows"] = rows
+    elif mode == "spark":
+        from sde.services.spark_engine import spark_engine, spark_settings
+
+        home = open_home(home_dir)
+        with spark_engine(spark_settings(home), app_name="sde-bench") as spark:
+            figures["start_seconds"] = time.perf_counter() - start
+            start, cpu = time.perf_counter(), time.process_time()
+            result = ingest_file(home, load_spec("gp_events"), path, spark=spark)
+            seconds = time.perf_counter() - start
+        figures |= {
+            "rows": result.rows_in,
+            "rows_written": result.rows_written,
+            "rows_quarantined": result.rows_quarantined,
+            "quarantined_by_reason": dict(result.quarantined_by_reason),
+        }
+        figures["seconds"] = seconds
+        figures["cpu_seconds"] = time.process_time() - cpu
+        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        jvm = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        figures["peak_rss_bytes"] = (own + jvm) * 1024
+        print(json.dumps(figures))
+        return
     else:
         home = open_home(home_dir)
         method = "rowwise" if mode == "rowwise" else "batch"
@@ -229,7 +256,14 @@ def _gb(value: object) -> str:
     return f"{float(str(value)) / 1024**3:.2f} GB"
 
 
-def events_mode(events: int, *, rowwise: bool, json_path: Path | None, folder: Path | None) -> int:
+def events_mode(
+    events: int,
+    *,
+    rowwise: bool,
+    json_path: Path | None,
+    folder: Path | None,
+    spark: bool = False,
+) -> int:
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         root = Path(tmp)
         path = root / "gp_events.csv"
@@ -242,6 +276,7 @@ def events_mode(events: int, *, rowwise: bool, json_path: Path | None, folder: P
         )
         runs: dict[str, dict[str, object]] = {}
         modes = ["arrow-read", "batch"] + (["rowwise"] if rowwise else [])
+        modes += ["spark"] if spark else []
         for mode in modes:
             home_dir = root / f"home-{mode}"
             init_home(home_dir)
@@ -254,6 +289,7 @@ def events_mode(events: int, *, rowwise: bool, json_path: Path | None, folder: P
             "arrow-read": "floor: pyarrow.csv reader (strings)",
             "batch": "sde ingest (CSV -> Delta)",
             "rowwise": "baseline: row-wise engine",
+            "spark": "sde ingest on Spark local[2]",
         }
         print(f"{'':<38}{'rows/s':>12}{'seconds':>10}{'CPU s':>9}{'peak RSS':>11}")
         for mode, figures in runs.items():
@@ -269,6 +305,13 @@ def events_mode(events: int, *, rowwise: bool, json_path: Path | None, folder: P
             old = rows / float(str(runs["rowwise"]["seconds"]))
             print(f", {rate / old:.2f}x the row-wise engine", end="")
         print()
+        if "spark" in runs:
+            on_spark = rows / float(str(runs["spark"]["seconds"]))
+            print(
+                f"sde ingest on Spark is {on_spark / rate:.2f}x the local engine "
+                f"(after {float(str(runs['spark']['start_seconds'])):.1f} s to start Spark; "
+                "peak RSS counts Spark's JVM)"
+            )
         print(
             f"written {batch['rows_written']:,}, quarantined {batch['rows_quarantined']:,} "
             f"({', '.join(f'{k} {v:,}' for k, v in sorted(reasons.items()))})"
@@ -303,11 +346,17 @@ def events_mode(events: int, *, rowwise: bool, json_path: Path | None, folder: P
             for k in ("rows", "rows_written", "quarantined_by_reason")
         ):
             problems.append("the row-wise engine's counts differ from the batch engine's")
+        if "spark" in runs and any(
+            runs["spark"][k] != batch[k] for k in ("rows", "rows_written", "quarantined_by_reason")
+        ):
+            problems.append("the Spark engine's counts differ from the local engine's")
         if problems:
             print(f"counts differ ({', '.join(problems)}): {reasons} vs generated {expected}")
             return 1
         if "rowwise" in runs:
             print("counts: the batch and row-wise engines agree")
+        if "spark" in runs:
+            print("counts: the local and Spark engines agree")
     return 0
 
 
@@ -320,6 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("patients", nargs="?", type=int, default=20_000)
     parser.add_argument("--events", type=int, default=None)
     parser.add_argument("--no-rowwise", action="store_true", help="skip the row-wise baseline")
+    parser.add_argument("--spark", action="store_true", help="also the Spark engine (events)")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--tmp", type=Path, default=None, help="where the files are written")
     options = parser.parse_args(args)
@@ -327,7 +377,11 @@ def main(argv: list[str] | None = None) -> int:
         datasets_mode(options.patients)
         return 0
     return events_mode(
-        options.events, rowwise=not options.no_rowwise, json_path=options.json, folder=options.tmp
+        options.events,
+        rowwise=not options.no_rowwise,
+        json_path=options.json,
+        folder=options.tmp,
+        spark=options.spark,
     )
 
 

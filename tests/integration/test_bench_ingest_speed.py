@@ -62,3 +62,24 @@ def test_datasets_mode_still_runs(capsys: pytest.CaptureFixture[str]) -> None:
     printed = capsys.readouterr().out
     assert "synthesised 40 patients" in printed
     assert re.search(r"gp_events\s+[\d,]+\s+[\d,]+\s+[\d,]+\s+[\d.]+", printed)
+
+
+@pytest.mark.spark
+def test_events_mode_on_spark_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--spark: a child process with its own Spark ingests the same file; its rate against
+    the local engine's is printed and its counts are checked equal to the local engine's."""
+    out = tmp_path / "figures.json"
+    args = ["--events", "3000", "--no-rowwise", "--spark", "--tmp", str(tmp_path)]
+    assert main([*args, "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    found = re.search(
+        r"sde ingest on Spark local\[2\]\s+([\d,]+)\s+[\d.]+\s+[\d.]+\s+[\d.]+ GB", printed
+    )
+    assert found is not None
+    assert float(found.group(1).replace(",", "")) > 0
+    assert re.search(r"sde ingest on Spark is [\d.]+x the local engine \(after [\d.]+ s", printed)
+    assert "counts: the local and Spark engines agree" in printed
+    runs = json.loads(out.read_text())["runs"]
+    assert runs["spark"]["quarantined_by_reason"] == runs["batch"]["quarantined_by_reason"]
+    assert runs["spark"]["rows_written"] == runs["batch"]["rows_written"] > 0
+    assert runs["spark"]["peak_rss_bytes"] > runs["batch"]["peak_rss_bytes"]  # the JVM's
