@@ -8,33 +8,13 @@ from pathlib import Path
 import click
 
 from sde.cli import home_option, load_home, main
+from sde.cli.engine import check_engine_options, engine_options, spark_settings_for
 from sde.cli.people import actor_option
-
-ENGINES = ("local", "spark")
 
 
 @main.command("extract")
 @click.argument("project_id")
-@click.option(
-    "--engine",
-    type=click.Choice(ENGINES),
-    default="local",
-    show_default=True,
-    help="local: Arrow batches, delta-rs, this process. spark: the same batch transforms on "
-    "Apache Spark in local mode (mapInArrow, delta-spark); the same tables and manifest.",
-)
-@click.option(
-    "--spark-cores",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Spark's cores, local[N] (--engine spark; default: spark.cores in config.yaml, else 2).",
-)
-@click.option(
-    "--spark-memory",
-    default=None,
-    metavar="SIZE",
-    help="Spark's memory, e.g. 4g (--engine spark; default: spark.memory in config.yaml, else 2g).",
-)
+@engine_options
 @actor_option
 @home_option
 def extract_command(
@@ -53,16 +33,10 @@ def extract_command(
     from sde.services.ingest import load_spec, shipped_datasets
     from sde.services.wiring import control_plane, policy_engine
 
-    if engine != "spark" and (spark_cores is not None or spark_memory is not None):
-        raise click.UsageError("--spark-cores and --spark-memory go with --engine spark")
+    check_engine_options(engine, spark_cores, spark_memory)
     home = load_home(home_dir)
-    if engine == "spark":
-        from sde.adapters.spark import delta_jars
-        from sde.services.spark_engine import spark_settings
-
-        # Checked before anything is decided or started: a wrong setting fails here.
-        settings = spark_settings(home).with_overrides(cores=spark_cores, memory=spark_memory)
-        delta_jars(settings.jars())
+    # Checked before anything is decided or started: a wrong setting fails here.
+    settings = spark_settings_for(home, engine, spark_cores, spark_memory)
     with control_plane(home) as store:
         decide_access(
             store,
@@ -84,7 +58,7 @@ def extract_command(
             sponsor_organisation=project.sponsor,
         )
         manifest: ExtractManifest
-        if engine == "spark":
+        if settings is not None:
             from sde.services.extract_spark import build_extract_spark
             from sde.services.spark_engine import spark_engine
 

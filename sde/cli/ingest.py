@@ -11,11 +11,10 @@ from typing import TYPE_CHECKING
 import click
 
 from sde.cli import home_option, load_home, main
+from sde.cli.engine import check_engine_options, engine_options, spark_settings_for
 from sde.cli.people import actor_option
 from sde.errors import InputError
 from sde.services.ports import AuditSink
-
-ENGINES = ("local", "spark")
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -43,14 +42,12 @@ def _spark(
 ) -> Iterator[SparkSession | None]:
     """A Spark session for ``--engine spark`` (its settings and Delta's jars checked
     before anything else happens), stopped when the command ends; None for local."""
-    if engine != "spark":
+    settings = spark_settings_for(home, engine, cores, memory)
+    if settings is None:
         yield None
         return
-    from sde.adapters.spark import delta_jars
-    from sde.services.spark_engine import spark_engine, spark_settings
+    from sde.services.spark_engine import spark_engine
 
-    settings = spark_settings(home).with_overrides(cores=cores, memory=memory)
-    delta_jars(settings.jars())
     with spark_engine(settings, app_name="sde-ingest") as session:
         yield session
 
@@ -91,25 +88,7 @@ def _references(values: tuple[str, ...]) -> dict[str, Path]:
     default=None,
     help="Progress bar on stderr (default: when stderr is a terminal).",
 )
-@click.option(
-    "--engine",
-    type=click.Choice(ENGINES),
-    default="local",
-    show_default=True,
-    help="local: Arrow batches, delta-rs, this process. spark: the same batch transforms on "
-    "Apache Spark in local mode (mapInArrow, delta-spark); the same tables and manifest.",
-)
-@click.option(
-    "--spark-cores",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Spark's cores, local[N] (--engine spark; default: spark.cores in config.yaml, else 2).",
-)
-@click.option(
-    "--spark-memory",
-    default=None,
-    help="Spark's memory, e.g. 4g (--engine spark; default: spark.memory in config.yaml, else 2g).",
-)
+@engine_options
 @actor_option
 @home_option
 def ingest(
@@ -138,8 +117,7 @@ def ingest(
     """
     from sde.services import ingest as service
 
-    if engine != "spark" and (spark_cores is not None or spark_memory is not None):
-        raise click.UsageError("--spark-cores and --spark-memory go with --engine spark")
+    check_engine_options(engine, spark_cores, spark_memory)
     show_progress = sys.stderr.isatty() if progress is None else progress
     home = load_home(home_dir)
     if all_sources:

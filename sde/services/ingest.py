@@ -24,11 +24,12 @@ written. Writes happen in the order linked, quarantine, manifest.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import sys
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -325,23 +326,12 @@ def ingest_file(
     header = _checked_header(spec, path)
     if engine is not None:
         require_spec_allowed(engine, spec, header, source=path.name)
+    run: Callable[..., IngestResult] = functools.partial(_ingest_checked, method=method)
     if spark is not None:
         from sde.services.ingest_spark import ingest_file_spark
 
-        return ingest_file_spark(
-            spark,
-            home,
-            spec,
-            path,
-            header,
-            audit=audit,
-            progress=progress,
-            actor=actor,
-            references=references,
-            deidentifier=deidentifier,
-            batch_rows=batch_rows,
-        )
-    return _ingest_checked(
+        run = functools.partial(ingest_file_spark, spark)
+    return run(
         home,
         spec,
         path,
@@ -352,7 +342,6 @@ def ingest_file(
         references=references,
         deidentifier=deidentifier,
         batch_rows=batch_rows,
-        method=method,
     )
 
 
@@ -785,6 +774,24 @@ def deidentify_kept_rows(
     return held_back
 
 
+def without_held_back(
+    held_back: Mapping[int, Rejection],
+    passed: np.ndarray,
+    digits: pa.Array,
+    outputs: dict[str, pa.Array],
+) -> tuple[np.ndarray, pa.Array, dict[str, pa.Array]]:
+    """The kept rows (their indices ``passed``, NHS numbers and output values) without
+    those the de-identifier held back (positions among them)."""
+    keep = np.ones(len(passed), dtype=bool)
+    keep[list(held_back)] = False
+    mask = pa.array(keep)
+    return (
+        passed[keep],
+        digits.filter(mask),
+        {name: array.filter(mask) for name, array in outputs.items()},
+    )
+
+
 def sign_in_checks(
     spec: DatasetSpec, key: bytes, rows: pa.RecordBatch, pids: pa.Array
 ) -> tuple[list[str], list[str]]:
@@ -960,12 +967,7 @@ class _Run:
             if held_back:
                 failed = {int(passed[i]): why for i, why in held_back.items()}
                 rejected.extend((int(numbers[i]), why, i) for i, why in failed.items())
-                keep = np.ones(len(passed), dtype=bool)
-                keep[list(held_back)] = False
-                mask = pa.array(keep)
-                digits = digits.filter(mask)
-                outputs = {name: array.filter(mask) for name, array in outputs.items()}
-                passed = passed[keep]
+                passed, digits, outputs = without_held_back(held_back, passed, digits, outputs)
         self._quarantine_rows(rejected, raw, width)
         pids = self._pids(digits)
         if self.spec.sign_in is not None and len(passed):

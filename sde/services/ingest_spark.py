@@ -100,6 +100,7 @@ from sde.services.ingest import (
     refuse_interrupted,
     sign_in_checks,
     sign_in_path,
+    without_held_back,
 )
 from sde.services.ports import AuditSink
 from sde.services.spark_engine import SPARK_ENGINE, map_arrow, spark_stage
@@ -275,12 +276,7 @@ def finish_batch(batch: pa.RecordBatch, context: FinishContext) -> pa.RecordBatc
                 (int(numbers[fresh[passed[i]]]), why, int(fresh[passed[i]]))
                 for i, why in held_back.items()
             )
-            keep = np.ones(len(passed), dtype=bool)
-            keep[list(held_back)] = False
-            mask = pa.array(keep)
-            digits = digits.filter(mask)
-            outputs = {name: array.filter(mask) for name, array in outputs.items()}
-            passed = passed[keep]
+            passed, digits, outputs = without_held_back(held_back, passed, digits, outputs)
     pids = context.pseudonymiser.pid_array(digits)
     if pids.null_count:  # pragma: no cover - the rules let valid numbers only through
         raise AssertionError("a row without a pid reached the linked zone")
