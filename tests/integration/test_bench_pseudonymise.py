@@ -47,18 +47,16 @@ def test_runs_small_and_prints_figures_ratios_and_targets(
         assert rate(label) > 0
     assert "== distinct identifiers: 300 normalised NHS numbers ==" in printed
     assert "== events: 2,000 rows, 200 patients, shuffled ==" in printed
-    # presidio-structured is not installed here: skipped, with the reason and the
-    # reference figure labelled as not measured.
-    assert "presidio-structured is not installed" in printed
-    assert "13,000 rows/s under pandas 3" in printed
-    assert "NOT measured in this run" in printed
+    # presidio-structured is measured (its pseudonyms checked equal to the loop's).
+    assert rate("baseline: presidio-structured, HMAC operator") > 0
     assert re.search(r"ceiling: OpenSSL HMAC-SHA256, 10-byte message\s+[\d,]+ /s per core", printed)
     ratios = dict(re.findall(r"^ratio (.+?)\s+([\d.]+)x$", printed, flags=re.MULTILINE))
     for name in (
         "sde / Python hmac.new loop",
         "sde / OpenSSL ceiling",
         "sde / DuckDB sha256() x2, threads=1",
-        "sde / presidio-structured (reference, NOT measured)",
+        "sde / presidio-structured",
+        "sde / presidio-structured per row",
         "sde / Python hmac.new loop per row",
         "sde / current per-value path (pids)",
         "dictionary output / Python hmac.new loop per row",
@@ -76,7 +74,8 @@ def test_runs_small_and_prints_figures_ratios_and_targets(
     assert figures["events"] == 2000
     assert isinstance(figures["distinct_target_met"], bool)
     assert figures["openssl_per_core"] > 0
-    assert "not installed" in figures["presidio"]
+    assert figures["presidio"]["values"] == 300
+    assert figures["presidio"]["per_core"] > 0
 
 
 def test_refuses_sizes_below_one() -> None:
