@@ -523,29 +523,6 @@ class SeenTable:
         """The value of each key, -1 where it is not in the table."""
         return self._probe(keys, self._start(keys))[1]
 
-    def find_or_add(self, keys: Digests, values: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-        """For distinct ``keys``: the value already in the table, or -1 where the key was
-        not there (it is added with its value from ``values``, which are never negative)."""
-        if (self.count + len(keys)) * 10 > len(self._slots) * 7:
-            self._grow(self.count + len(keys))
-        slots, found = self._probe(keys, self._start(keys))
-        pending = np.flatnonzero(found < 0)
-        while len(pending):
-            # Keys whose first empty slot is the same: the first takes it, the others
-            # probe on from there.
-            taken, first = np.unique(slots[pending], return_index=True)
-            winners = pending[first]
-            self._slots[taken, 0] = keys[winners, 0]
-            self._slots[taken, 1] = keys[winners, 1]
-            self._slots[taken, 2] = values[winners].astype(np.uint64) + np.uint64(1)
-            self.count += len(winners)
-            left = np.ones(len(pending), dtype=bool)
-            left[first] = False
-            pending = pending[left]
-            if len(pending):
-                slots[pending], _ = self._probe(keys[pending], slots[pending])
-        return found
-
     def first_of(self, keys: Digests, values: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         """For each of ``keys`` in order (repeats allowed): the value of its first
         occurrence, in the table or earlier in ``keys``. A key not in the table is added
@@ -601,10 +578,6 @@ class SeenTable:
             slots[pending[moving]] = (at[moving] + 1) & mask
             pending = pending[moving]
         return found
-
-    def insert(self, keys: Digests, values: npt.NDArray[np.int64]) -> None:
-        """Add keys that are distinct and not in the table yet."""
-        self.find_or_add(keys, values)
 
     def _grow(self, needed: int) -> None:
         used = self._slots[:, 2] != 0

@@ -44,7 +44,13 @@ from tqdm import tqdm
 
 from sde.adapters import delta
 from sde.adapters.arrow_hmac import ArrowLinkagePseudonymiser
-from sde.adapters.csv_arrow import RawBatch, python_records, read_ahead, read_raw_batches
+from sde.adapters.csv_arrow import (
+    MalformedRecord,
+    RawBatch,
+    python_records,
+    read_ahead,
+    read_raw_batches,
+)
 from sde.domain.batch_rules import (
     BatchCheck,
     NumberIndex,
@@ -326,12 +332,7 @@ def ingest_file(
     header = _checked_header(spec, path)
     if engine is not None:
         require_spec_allowed(engine, spec, header, source=path.name)
-    run: Callable[..., IngestResult] = functools.partial(_ingest_checked, method=method)
-    if spark is not None:
-        from sde.services.ingest_spark import ingest_file_spark
-
-        run = functools.partial(ingest_file_spark, spark)
-    return run(
+    return _engine(spark, method)(
         home,
         spec,
         path,
@@ -343,6 +344,16 @@ def ingest_file(
         deidentifier=deidentifier,
         batch_rows=batch_rows,
     )
+
+
+def _engine(spark: SparkSession | None, method: Method = "batch") -> Callable[..., IngestResult]:
+    """How a checked file is ingested: locally (``_ingest_checked``), or on ``spark``
+    (:func:`sde.services.ingest_spark.ingest_file_spark`); both take the same arguments."""
+    if spark is None:
+        return functools.partial(_ingest_checked, method=method)
+    from sde.services.ingest_spark import ingest_file_spark
+
+    return functools.partial(ingest_file_spark, spark)
 
 
 def _checked_header(spec: DatasetSpec, path: Path) -> list[str]:
@@ -590,23 +601,16 @@ def ingest_all(
             require_spec_allowed(engine, spec, header, source=path.name)
         planned.append((spec, path, header))
     results = []
+    run = _engine(spark)
     deidentifier: FreeTextDeidentifier | None = None
     for spec, path, header in planned:
-        if spark is not None:
-            from sde.services.ingest_spark import ingest_file_spark
-
-            results.append(
-                ingest_file_spark(
-                    spark, home, spec, path, header, audit=audit, progress=progress, actor=actor
-                )
-            )
-            continue
-        if spec.free_text_columns and deidentifier is None:
+        if spec.free_text_columns and deidentifier is None and spark is None:
+            # One for every file (on Spark, each worker loads its own).
             from sde.adapters.presidio import PresidioDeidentifier
 
             deidentifier = PresidioDeidentifier()
         results.append(
-            _ingest_checked(
+            run(
                 home,
                 spec,
                 path,
@@ -815,6 +819,50 @@ def sign_in_checks(
     return kept, checks
 
 
+def refused_records(
+    header: Sequence[str],
+    source_file: str,
+    sha256: str,
+    columns: pa.RecordBatch,
+    rejected: Sequence[tuple[int, Rejection, int]],
+    at: dt.datetime,
+) -> list[dict[str, object]]:
+    """The quarantine rows of refused rows: ``rejected`` holds (record number, why, row
+    index into ``columns``, the batch's raw fields)."""
+    if not rejected:
+        return []
+    rows = columns.take(pa.array([index for _, _, index in rejected], pa.int64()))
+    values = [rows.column(i).to_pylist() for i in range(rows.num_columns)]
+    return [
+        quarantine_record(
+            header, source_file, sha256, number, why, [column[i] for column in values], at
+        )
+        for i, (number, why, _) in enumerate(rejected)
+    ]
+
+
+def malformed_records(
+    header: Sequence[str],
+    source_file: str,
+    sha256: str,
+    records: Iterable[MalformedRecord],
+    at: dt.datetime,
+) -> list[dict[str, object]]:
+    """The quarantine rows of malformed records (a number of fields not the header's)."""
+    return [
+        quarantine_record(
+            header,
+            source_file,
+            sha256,
+            record.number,
+            malformed(len(header), len(record.fields)),
+            list(record.fields),
+            at,
+        )
+        for record in records
+    ]
+
+
 def quarantine_record(
     header: Sequence[str],
     source_file: str,
@@ -933,7 +981,6 @@ class _Run:
         seen_keys: SeenTable,
     ) -> pa.RecordBatch:
         spec = self.spec
-        width = len(self.header)
         rejected: list[tuple[int, Rejection, int]] = []  # (record number, why, row index)
         columns = raw.columns
         numbers = raw.numbers.to_numpy()
@@ -963,12 +1010,22 @@ class _Run:
         digits = checked.nhs_numbers.take(kept)
         outputs = {name: array.take(kept) for name, array in checked.values.items()}
         if checked.free_text:
-            held_back = self._deidentify_batch(columns, kept, digits, checked, outputs)
+            assert self.deidentifier is not None
+            held_back = deidentify_kept_rows(
+                spec,
+                self.deidentifier,
+                self.known_by_patient,
+                columns,
+                kept,
+                digits,
+                checked,
+                outputs,
+            )
             if held_back:
                 failed = {int(passed[i]): why for i, why in held_back.items()}
                 rejected.extend((int(numbers[i]), why, i) for i, why in failed.items())
                 passed, digits, outputs = without_held_back(held_back, passed, digits, outputs)
-        self._quarantine_rows(rejected, raw, width)
+        self._quarantine_rows(rejected, raw)
         pids = self._pids(digits)
         if self.spec.sign_in is not None and len(passed):
             self._sign_in_checks(columns.take(pa.array(passed, pa.int64())), pids)
@@ -1005,41 +1062,13 @@ class _Run:
             pa.string(), count, [None, pa.py_buffer(offsets), pa.py_buffer(gathered)]
         )
 
-    def _quarantine_rows(
-        self, rejected: list[tuple[int, Rejection, int]], raw: RawBatch, width: int
-    ) -> None:
+    def _quarantine_rows(self, rejected: list[tuple[int, Rejection, int]], raw: RawBatch) -> None:
         """Quarantine the batch's refused rows and its malformed records, in file order."""
-        entries: list[tuple[int, Rejection, Sequence[str]]] = [
-            (m.number, malformed(width, len(m.fields)), list(m.fields)) for m in raw.malformed
-        ]
-        if rejected:
-            rows = raw.columns.take(pa.array([index for _, _, index in rejected], pa.int64()))
-            values = [rows.column(i).to_pylist() for i in range(rows.num_columns)]
-            for position, (number, why, _) in enumerate(rejected):
-                entries.append((number, why, [column[position] for column in values]))
-        for number, why, fields in sorted(entries, key=lambda e: e[0]):
-            self._quarantine(number, why, fields)
-
-    def _deidentify_batch(
-        self,
-        candidates: pa.RecordBatch,
-        kept: pa.Array,
-        digits: pa.Array,
-        checked: BatchCheck,
-        outputs: dict[str, pa.Array],
-    ) -> dict[int, Rejection]:
-        """:func:`deidentify_kept_rows` with this run's de-identifier and known values."""
-        assert self.deidentifier is not None
-        return deidentify_kept_rows(
-            self.spec,
-            self.deidentifier,
-            self.known_by_patient,
-            candidates,
-            kept,
-            digits,
-            checked,
-            outputs,
-        )
+        at = dt.datetime.now(dt.UTC)
+        where = (self.header, self.source_file, self.sha256)
+        records = malformed_records(*where, raw.malformed, at)
+        records += refused_records(*where, raw.columns, rejected, at)
+        self.quarantined.extend(sorted(records, key=lambda record: int(str(record["row_number"]))))
 
     def _sign_in_checks(self, rows: pa.RecordBatch, pids: pa.Array) -> None:
         assert self.spec.sign_in is not None

@@ -21,8 +21,10 @@ of the same parts, so both engines give the same linked rows, the same quarantin
    by :func:`sde.services.ingest.deidentify_kept_rows`, ``pid`` by
    :class:`~sde.adapters.arrow_hmac.ArrowLinkagePseudonymiser`, sign-in checks by
    :func:`sde.services.ingest.sign_in_checks`, quarantine rows by
-   :func:`sde.services.ingest.quarantine_record`. The result is staged once (Parquet),
-   so each row is decided once and the counts are taken from what will be written.
+   :func:`sde.services.ingest.refused_records`. The rules run in both stages (the
+   first needs only which rows pass, for their key digests; the second their values),
+   rather than carrying typed values through the shuffle. The result is staged once
+   (Parquet), so the counts are taken from exactly what will be written.
 5. **Commit**, after the counts reconcile (records in = rows written + rows quarantined):
    the linked rows, the sign-in checks and the quarantine rows, each one Delta commit by
    Spark (the source file's SHA-256 in the commit's ``userMetadata``); then the manifest
@@ -62,7 +64,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from deltalake import write_deltalake
 from tqdm import tqdm
 
 from sde.adapters import delta
@@ -76,7 +77,6 @@ from sde.domain.datasets import (
     Rejection,
     duplicate_key,
     duplicate_row,
-    malformed,
 )
 from sde.domain.patient_sign_in import sign_in_key
 from sde.errors import InputError
@@ -94,10 +94,11 @@ from sde.services.ingest import (
     known_from_references,
     linked_path,
     linked_schema,
+    malformed_records,
     quarantine_path,
-    quarantine_record,
     record_ingest,
     refuse_interrupted,
+    refused_records,
     sign_in_checks,
     sign_in_path,
     without_held_back,
@@ -297,23 +298,9 @@ def _union(
     """The finished rows of a batch as one batch of :func:`finished_schema`."""
     schema = finished_schema(context.spec)
     linked = linked_schema(context.spec)
-    quarantined: list[dict[str, object]] = []
-    if rejected:
-        taken = raw.take(pa.array([index for _, _, index in rejected], pa.int64()))
-        values = [taken.column(i).to_pylist() for i in range(taken.num_columns)]
-        for position, (number, why, _) in enumerate(rejected):
-            fields = [column[position] for column in values]
-            quarantined.append(
-                quarantine_record(
-                    context.header,
-                    context.source_file,
-                    context.sha256,
-                    number,
-                    why,
-                    fields,
-                    context.at,
-                )
-            )
+    quarantined = refused_records(
+        context.header, context.source_file, context.sha256, raw, rejected, context.at
+    )
     written, rejects, checks = len(pids), len(quarantined), len(signed[0])
     total = written + rejects + checks
     columns: dict[str, pa.Array] = {
@@ -388,8 +375,7 @@ def _ensure_table(target: Path, schema: pa.Schema, *, dataset: str, table: str) 
     append does): Spark then appends, keeping the table's schema."""
     current = delta.version(target)
     if current is None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        write_deltalake(str(target), schema.empty_table(), configuration=delta.APPEND_ONLY)
+        delta.append(target, schema.empty_table())  # created append-only, as locally
         return
     found = delta.dataset(target, current).schema
     if [(f.name, f.type) for f in found] != [(f.name, f.type) for f in schema]:
@@ -442,6 +428,7 @@ def ingest_file_spark(
             spec,
             path,
             header,
+            target,
             sha256,
             staging,
             known,
@@ -461,6 +448,7 @@ def _ingest_staged(
     spec: DatasetSpec,
     path: Path,
     header: list[str],
+    target: Path,
     sha256: str,
     staging: Path,
     known: Mapping[str, list[tuple[Pii, str]]],
@@ -547,18 +535,7 @@ def _ingest_staged(
                 .collect()
             }
         )
-    bad = [
-        quarantine_record(
-            header,
-            path.name,
-            sha256,
-            m.number,
-            malformed(len(header), len(m.fields)),
-            list(m.fields),
-            at,
-        )
-        for m in staged.malformed
-    ]
+    bad = malformed_records(header, path.name, sha256, staged.malformed, at)
     reasons.update(str(q["reason_code"]) for q in bad)
     rows_written = kinds.get(LINKED, 0)
     rows_quarantined = kinds.get(QUARANTINED, 0) + len(bad)
@@ -571,12 +548,10 @@ def _ingest_staged(
 
     metadata = commit_user_metadata(sha256, path.name)
     schema = linked_schema(spec)
-    _ensure_table(target_of(home, spec), schema, dataset=spec.name, table="linked")
+    _ensure_table(target, schema, dataset=spec.name, table="linked")
     with stage("writing the linked table", consequence=nothing):
         linked_rows = results.filter(F.col(KIND) == LINKED).select(*schema.names)
-        linked_version = sp.write_delta(
-            linked_rows, target_of(home, spec), "append", user_metadata=metadata
-        )
+        linked_version = sp.write_delta(linked_rows, target, "append", user_metadata=metadata)
     checks = kinds.get(SIGN_IN, 0)
     if checks:
         sign_in = sign_in_path(home)
@@ -623,9 +598,3 @@ def _ingest_staged(
     )
     record_ingest(home, result, actor=actor, audit=audit, engine=SPARK_ENGINE)
     return result
-
-
-def target_of(home: Home, spec: DatasetSpec) -> Path:
-    target = linked_path(home, spec.name)
-    assert isinstance(target, Path)
-    return target

@@ -200,13 +200,10 @@ def map_arrow(frame: DataFrame, transform: Any, schema: pa.Schema) -> DataFrame:
         return sp.map_arrow(frame, transform, schema)
 
 
-def create_table(
-    target: Path, schema: pa.Schema, *, configuration: Mapping[str, str] | None = None
-) -> None:
+def create_table(target: Path, schema: pa.Schema) -> None:
     """Make ``target`` a Delta table of exactly ``schema`` (nullability included), with
     delta-rs, unless it is one already: Spark then only writes rows, keeping the schema (a
-    table Spark creates has every column nullable). ``configuration`` (table properties,
-    e.g. append-only) applies when the table is created."""
+    table Spark creates has every column nullable)."""
     current = delta.version(target)
     if current is not None and delta.dataset(target, current).schema.equals(schema):
         return
@@ -216,5 +213,4 @@ def create_table(
         schema.empty_table(),
         mode="overwrite",
         schema_mode="overwrite" if current is not None else None,
-        configuration=dict(configuration) if configuration and current is None else None,
     )

@@ -495,7 +495,7 @@ def test_counts_that_do_not_add_up_stop_before_anything_is_written(
 ) -> None:
     home, sources = fresh_home(tmp_path)
     # A bug that loses quarantined rows: the invariant must catch it.
-    monkeypatch.setattr(ingest._Run, "_quarantine", lambda self, number, rejection, fields: None)
+    monkeypatch.setattr(ingest._Run, "_quarantine_rows", lambda self, rejected, raw: None)
     with pytest.raises(RuntimeError, match=r"rows in \(47\) is not rows written \(40\)"):
         ingest.ingest_file(home, ingest.load_spec("patients"), sources.path("patients"))
     assert not delta.exists(ingest.linked_path(home, "patients"))
