@@ -140,7 +140,7 @@ def presidio_structured(values: list[str], key: bytes) -> Figure:
     from presidio_structured.config import StructuredAnalysis  # type: ignore[import-untyped]
 
     def mac(text: str) -> str:
-        return hmac.new(key, text.encode("utf-8"), hashlib.sha256).digest()[:PSEUDONYM_BYTES].hex()
+        return hmac_loop(key, [text])[0]
 
     sample = values[:PRESIDIO_SAMPLE]
     engine = StructuredEngine()  # pandas by default

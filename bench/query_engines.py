@@ -23,6 +23,7 @@ start is printed apart from its query time. Exit status 1 if the results differ.
 from __future__ import annotations
 
 import argparse
+import itertools
 import datetime as dt
 import json
 import math
@@ -112,14 +113,9 @@ def build(folder: Path, events: int, seed: int) -> dict[str, Path]:
     delta.append(tables["patients"], patients_table(ids, seed))
     batches = event_batches(ids, events, seed)
     first = next(batches)
-    reader = pa.RecordBatchReader.from_batches(first.schema, _chain(first, batches))
+    reader = pa.RecordBatchReader.from_batches(first.schema, itertools.chain([first], batches))
     delta.append(tables["events"], reader)
     return tables
-
-
-def _chain(first: pa.RecordBatch, rest: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    yield first
-    yield from rest
 
 
 def timed(run: Callable[[], pa.Table], repeat: int) -> tuple[list[float], pa.Table]:

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 import pyarrow as pa
 
 from sde.adapters.delta import Location, RemoteTable
+from sde.adapters.delta import version as delta_log_version
 from sde.errors import ConfigError, InputError, StateError
 
 if TYPE_CHECKING:
@@ -282,7 +283,6 @@ def write_delta(
     df: DataFrame,
     location: Location,
     mode: WriteMode = "append",
-    partition_by: Sequence[str] = (),
     *,
     properties: dict[str, str] | None = None,
     user_metadata: str | None = None,
@@ -301,8 +301,6 @@ def write_delta(
     spark = df.sparkSession
     creating = not _is_delta(spark, path)
     writer = df.write.format("delta").mode(mode)
-    if partition_by:
-        writer = writer.partitionBy(*partition_by)
     if creating:
         for key, value in (properties or {}).items():
             writer = writer.option(key, value)
@@ -313,7 +311,9 @@ def write_delta(
     except Exception as error:
         _raise_refusal(error, path, mode)
         raise
-    return delta_version(spark, path)
+    written = delta_log_version(path)  # delta-rs reads the log: no Spark job
+    assert written is not None
+    return written
 
 
 _CONDITION: Final = re.compile(r"\[([A-Z][A-Z0-9_]{2,120})(?:\.[A-Z0-9_]+)?\]")
@@ -417,7 +417,9 @@ def map_arrow(
     lambda or a nested function is refused, since pickling it would ship its whole
     closure (a key, a table) to every task."""
     _check_top_level(fn)
-    return df.mapInArrow(fn, spark_schema(schema))
+    with warnings.catch_warnings():  # PySpark 4.2 on pandas 3 warns at each plan
+        warnings.filterwarnings("ignore", message=_PANDAS_WARNING, category=FutureWarning)
+        return df.mapInArrow(fn, spark_schema(schema))
 
 
 def _check_top_level(fn: Callable[..., Any]) -> None:

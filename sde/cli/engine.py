@@ -60,8 +60,8 @@ def spark_settings_for(
     home: Home, engine: str, cores: int | None, memory: str | None
 ) -> SparkSettings | None:
     """The Spark settings for ``--engine spark`` (``config.yaml``'s, with the options),
-    Delta's jars checked; None for ``local``, which takes no ``--spark-*`` option."""
-    check_engine_options(engine, cores, memory)
+    Delta's jars checked; None for ``local`` (check the options first with
+    :func:`check_engine_options`)."""
     if engine != "spark":
         return None
     from sde.adapters.spark import delta_jars

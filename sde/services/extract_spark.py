@@ -66,7 +66,6 @@ from sde.services.ports import AuditSink
 from sde.services.spark_engine import (
     SPARK_ENGINE,
     create_table,
-    map_arrow,
     spark_stage,
 )
 
@@ -185,7 +184,7 @@ def _extract_table(
         project_pseudonym_batches, pseudonymiser=pseudonymiser, schema=source.schema
     )
     with stage("pseudonymising and writing the extract table"):
-        version = sp.write_delta(map_arrow(kept, transform, source.schema), target, "overwrite")
+        version = sp.write_delta(sp.map_arrow(kept, transform, source.schema), target, "overwrite")
     rows_written = delta.dataset(target, version).count_rows()
     if rows_written + tally.rows != rows_in:
         # An internal fault, not a user error: counts that do not add up mean a bug.

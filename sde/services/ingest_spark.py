@@ -104,7 +104,7 @@ from sde.services.ingest import (
     without_held_back,
 )
 from sde.services.ports import AuditSink
-from sde.services.spark_engine import SPARK_ENGINE, map_arrow, spark_stage
+from sde.services.spark_engine import SPARK_ENGINE, spark_stage
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -498,7 +498,7 @@ def _ingest_staged(
     finish_input = finish_input.append(pa.field(KEY_FIRST, pa.int64()))
     with stage("checking, pseudonymising and de-identifying the rows", consequence=nothing):
         raw = spark.read.schema(sp.spark_schema(_raw_schema(len(header)))).parquet(str(raw_folder))
-        decided = map_arrow(
+        decided = sp.map_arrow(
             raw,
             functools.partial(decide_batches, spec=spec, header=tuple(header)),
             decided_schema(len(header)),
@@ -511,7 +511,7 @@ def _ingest_staged(
         else:
             key_first = F.lit(None).cast("long")
         decided = decided.withColumn(KEY_FIRST, key_first)
-        finished = map_arrow(
+        finished = sp.map_arrow(
             decided.select(*finish_input.names),
             functools.partial(finish_batches, context=context),
             finished_schema(spec),

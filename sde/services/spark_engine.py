@@ -1,5 +1,5 @@
 """What sde's Spark engines share: the ``spark:`` settings, a Spark session per command,
-Spark's failures reported without their text, Arrow transforms, tables created with
+Spark's failures reported without their text, tables created with
 delta-rs so that Spark keeps their schema.
 
 Used by :mod:`sde.services.extract_spark` and :mod:`sde.services.ingest_spark`
@@ -9,12 +9,11 @@ Used by :mod:`sde.services.extract_spark` and :mod:`sde.services.ingest_spark`
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 import pyarrow as pa
 from deltalake import write_deltalake
@@ -25,7 +24,7 @@ from sde.errors import ConfigError, SdeError
 from sde.services.home import CONFIG_FILE, Home
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import SparkSession
 
 SPARK_ENGINE: Final = "spark"
 SETTINGS_KEY: Final = "spark"
@@ -36,9 +35,6 @@ CHECKOUT_JARS: Final = Path(__file__).resolve().parents[2] / ".build" / "spark-j
 
 _SETTINGS: Final = ("cores", "memory", "jars_dir")
 _MEMORY: Final = re.compile(r"[1-9][0-9]{0,6}[kmgt]", re.IGNORECASE)
-# PySpark 4.2 warns on pandas 3 each time a Python function is planned; sde's Spark path
-# is Arrow only (see sde.adapters.spark).
-_PANDAS_WARNING: Final = "PySpark does not yet fully support pandas"
 # The exception type a Python worker raised: the first "<Type>: " line of its traceback.
 _PYTHON_TRACEBACK: Final = "Traceback (most recent call last):"
 _WORKER_ERROR: Final = re.compile(r"^([A-Za-z_][A-Za-z0-9_.]{0,100}(?:Error|Exception)): ", re.M)
@@ -190,14 +186,6 @@ def spark_stage(stage: str, subject: str, consequence: str) -> Iterator[None]:
         raise
     except Exception as error:
         raise SparkStageFailed(stage, subject, error_class(error), consequence) from None
-
-
-def map_arrow(frame: DataFrame, transform: Any, schema: pa.Schema) -> DataFrame:
-    """:func:`sde.adapters.spark.map_arrow`, without PySpark's warning about pandas 3
-    (sde's Spark path is Arrow only)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=_PANDAS_WARNING, category=FutureWarning)
-        return sp.map_arrow(frame, transform, schema)
 
 
 def create_table(target: Path, schema: pa.Schema) -> None:

@@ -1,7 +1,7 @@
-"""``sde ingest --engine spark`` as an operator runs it: real subprocesses of the console
-script (each starts and stops its own Spark, in local mode, with Delta's jars from
-``.build/spark-jars``), over two copies of one home (one master key): the local engine on
-one, Spark on the other, the same tables."""
+"""``sde ingest --engine spark`` and ``sde extract --engine spark`` as an operator runs
+them: real subprocesses of the console script (each starts and stops its own Spark, in
+local mode, with Delta's jars from ``.build/spark-jars``), over two copies of one home (one
+master key): the local engine on one, Spark on the other, the same tables."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 
 from sde.adapters import delta
 from sde.services import ingest
+from sde.services.extract import extract_dir
 from sde.services.home import init_home, open_home
 from sde.services.synth import synthesise
 from sde.services.wiring import control_plane
@@ -74,3 +75,34 @@ def test_ingest_all_on_spark_matches_the_local_engine(tmp_path: Path) -> None:
     assert [e.subject for e in events] == datasets
     assert {e.details["engine"] for e in events} == {"spark"}
     assert {e.actor for e in events} == {"olu"}
+
+
+def test_extract_on_spark_matches_the_local_engine(tmp_path: Path) -> None:
+    """``sde extract --engine spark`` in a process of its own (its own Spark, started and
+    stopped by the command) beside ``sde extract`` on a copy of the same home."""
+    from tests.integration.test_extract_spark import cli_home
+
+    local_root = tmp_path / "local"
+    cli_home(local_root)  # project diabetes approved for patients.sex, olu its researcher
+    spark_root = tmp_path / "spark"
+    shutil.copytree(local_root, spark_root)
+    local_out = ok("extract", "diabetes", home=local_root, actor="olu")
+    spark_out = ok(
+        "extract",
+        "diabetes",
+        "--engine",
+        "spark",
+        "--spark-cores",
+        "1",
+        home=spark_root,
+        actor="olu",
+    )
+    assert spark_out == local_out
+    assert "patients: 3 rows" in spark_out
+    local, on_spark = open_home(local_root), open_home(spark_root)
+    tables = [_rows(extract_dir(home, "diabetes") / "patients", ()) for home in (local, on_spark)]
+    assert tables[0] == tables[1]
+    assert len(tables[0]) == 3
+    with control_plane(on_spark) as plane:
+        builds = [e for e in plane.audit.events() if e.action == "extract.build"]
+    assert [e.details["engine"] for e in builds] == ["spark"]

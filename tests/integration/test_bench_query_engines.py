@@ -81,6 +81,8 @@ def test_generated_extract_has_the_asked_shape() -> None:
     assert batches[0].schema.names == ["patient_id", "code", "event_date", "value"]
 
 
-def test_refuses_sizes_below_one() -> None:
-    with pytest.raises(SystemExit):
+def test_refuses_sizes_below_one(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
         main(["--events", "0"])
+    assert exited.value.code == 2  # argparse's usage error
+    assert "--events" in capsys.readouterr().err

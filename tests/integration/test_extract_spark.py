@@ -8,7 +8,9 @@ academic research project under the national data opt-out, and a commercial plan
 project exempt from it) in its own copy. The comparison is meaningful only if every kind
 of rule removed somebody: the tests check that first.
 
-One Spark session serves the module (tests/spark_session.py); the command-line test runs
+One Spark session serves the module (tests/spark_session.py); the command-line tests here
+run ``sde extract`` through Click's runner on that session (``SessionLog`` stands in for
+the adapter's start and stop: one session per process). tests/e2e/test_cli_spark.py runs
 ``sde extract --engine spark`` in a process of its own, which starts and stops its own.
 """
 

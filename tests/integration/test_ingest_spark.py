@@ -31,7 +31,7 @@ from sde.errors import InputError, StateError
 from sde.services import ingest
 from sde.services import ingest_spark as engine
 from sde.services.home import Home, init_home
-from sde.services.spark_engine import SparkStageFailed, map_arrow
+from sde.services.spark_engine import SparkStageFailed
 from sde.services.synth import synthesise
 from tests.integration.ingest_fixtures import make_sources
 from tests.integration.test_ingest_engines import _gp_rows
@@ -270,13 +270,13 @@ def test_workers_get_derived_keys_never_the_master_key(
     home = init_home(tmp_path / "h")
     synthesise(home.sources, 40, seed=4)
     recorded = _Recorded()
-    original = map_arrow
+    original = sp.map_arrow
 
     def record(frame: Any, transform: Any, schema: Any) -> Any:
         recorded.transforms.append(transform)
         return original(frame, transform, schema)
 
-    monkeypatch.setattr(engine, "map_arrow", record)
+    monkeypatch.setattr(sp, "map_arrow", record)
     ingest.ingest_file(
         home, ingest.load_spec("patients"), home.sources / "patients.csv", spark=spark
     )
