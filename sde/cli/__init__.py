@@ -41,10 +41,11 @@ def home_option(func: F) -> F:
     )(func)
 
 
-def load_home(home_dir: Path | None) -> Home:
+def load_home(home_dir: Path | None, *, check_lake: bool = True) -> Home:
     """Open the home named on the command line or by the environment. With a lake on
     object storage, its credentials come from the ``SDE_LAKE_*`` variables, and the store
-    is listed once so that wrong credentials or an unreachable store fail here, clearly."""
+    is listed once so that wrong credentials or an unreachable store fail here, clearly
+    (not for a command that never reads the lake: ``check_lake=False``)."""
     override = os.environ.get("SDE_MASTER_KEY")
     key = parse_key_override(override) if override else None
     home = open_home(
@@ -52,7 +53,7 @@ def load_home(home_dir: Path | None) -> Home:
         key_override=key,
         lake_environment=lake_environment(os.environ),
     )
-    if home.lake_is_remote:
+    if check_lake and home.lake_is_remote:
         from sde.adapters.lake_files import check_access
 
         check_access(home.lake)

@@ -139,7 +139,7 @@ def register_command(
     from sde.web.register_site import register_app
 
     host, port, base = service_address(host, port, behind_hub)
-    home = load_home(home_dir)
+    home = load_home(home_dir, check_lake=False)  # a folder of the home, never the lake
     from sde.services.register import register_folder
 
     app = register_app(folder or register_folder(home), base=base)

@@ -156,7 +156,8 @@ def hub_config(
     home_arg = ["--home", str(home.root)]
 
     # A managed service gets only the environment it is given: the lake's variables, so
-    # it can open a home whose lake is on object storage (none for a local lake).
+    # it can open a home whose lake is on object storage (none for a local lake), for the
+    # services that read the lake only.
     def lake_env() -> dict[str, dict[str, str]]:
         lake = dict(home.lake_environment)  # each service its own copy
         return {"environment": lake} if lake else {}
@@ -172,12 +173,12 @@ def hub_config(
             **lake_env(),
         },
         {
-            # The public register: anyone may read it, no sign-in.
+            # The public register: anyone may read it, no sign-in. It serves a folder of
+            # the home, never the lake: no lake credentials.
             "name": REGISTER_SERVICE,
             "url": f"http://127.0.0.1:{port + 4}",
             "command": [*sde_command(), "web", "register", "--hub", *home_arg],
             "display": True,
-            **lake_env(),
         },
         {
             # The patient's page: public, its own sign-in (never the hub's).

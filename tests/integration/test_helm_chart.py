@@ -803,6 +803,8 @@ def test_the_hubs_configuration_file_runs_and_wires_the_cluster(
         **lake,
     }
     assert services["session-guard"]["environment"] == lake
+    # The public register serves a folder of the home: no lake credentials.
+    assert "environment" not in services["register"]
     assert c.JupyterHub.authenticator_class.__name__ == "SdeOIDCAuthenticator"
 
 
@@ -1216,6 +1218,12 @@ class TestWorkspacesReachTheStore:
 
     def test_a_local_lake_gives_workspaces_no_store_rule(self, chart: helm.Chart) -> None:
         assert "object_store_egress" not in config_yaml(render(chart, {}))["workspaces"]
+
+    def test_a_store_block_with_exceptions_refuses_to_render(self, chart: helm.Chart) -> None:
+        """Workspaces' rule carries whole blocks: an except would be dropped, widening it."""
+        block = {"ipBlock": {"cidr": "203.0.113.0/24", "except": ["203.0.113.8/29"]}}
+        with pytest.raises(helm.HelmError, match="an ipBlock with except"):
+            render(chart, with_lake(egressTo=[block]))
 
     def test_a_store_named_only_by_selectors_refuses_to_render(self, chart: helm.Chart) -> None:
         values = with_lake(egressTo=[{"podSelector": {"matchLabels": {"app": "minio"}}}])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -327,6 +328,29 @@ def test_an_unreachable_store_fails_clearly(world: World, tmp_path: Path) -> Non
     with pytest.raises(LakeUnavailable, match="cannot reach the lake") as failed:
         lake_files.check_access(other.lake)
     assert world.s3.secret_key not in str(failed.value)
+
+
+def test_only_commands_that_read_the_lake_check_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The public register serves a folder of the home: it opens the home without the
+    lake's credentials and without reaching the store (its service gets none)."""
+    from sde.cli import load_home
+
+    root = tmp_path / "h"
+    init_home(root)
+    write_lake_config(
+        root,
+        {
+            "url": "s3://b/p",
+            "options": {"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_ALLOW_HTTP": "true"},
+        },
+    )
+    for name in [n for n in os.environ if n.startswith("SDE_LAKE_")]:
+        monkeypatch.delenv(name)
+    with pytest.raises(LakeUnavailable, match="cannot reach the lake"):
+        load_home(root)
+    assert load_home(root, check_lake=False).lake_is_remote
 
 
 def test_a_config_file_holding_a_credential_is_refused(world: World, tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ import os
 from pathlib import Path
 
 from sde.domain.workspaces import PodSettings
-from sde.hub.config import AIRLOCK_SERVICE, PATIENT_SERVICE, hub_config
+from sde.hub.config import AIRLOCK_SERVICE, PATIENT_SERVICE, REGISTER_SERVICE, hub_config
 from sde.services.home import open_home
 
 PUBLIC_PORT = 8000
@@ -63,8 +63,9 @@ c.SdeKubeSpawner.namespace = PodSettings.from_mapping(  # noqa: F821
 ).namespace
 
 # The lake's credentials on object storage (SDE_LAKE_*, from the existing Secret) go to
-# the hub-managed services that read the lake (the patient's page, the session guard):
-# a managed service gets only the environment it is given.
+# the hub-managed services that read the lake (the patient's page, the session guard;
+# not the public register, which serves a folder of the home): a managed service gets
+# only the environment it is given.
 _lake = {name: value for name, value in os.environ.items() if name.startswith("SDE_LAKE_")}
 _services = []
 for _service in c.JupyterHub.services:  # noqa: F821
@@ -83,7 +84,7 @@ for _service in c.JupyterHub.services:  # noqa: F821
                 **_service,
                 "environment": {**_service.get("environment", {}), **_passed, **_lake},
             }
-    elif _lake and "command" in _service:
+    elif _lake and "command" in _service and _service["name"] != REGISTER_SERVICE:
         _service = {**_service, "environment": {**_service.get("environment", {}), **_lake}}
     _services.append(_service)
 c.JupyterHub.services = _services  # noqa: F821
