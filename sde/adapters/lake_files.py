@@ -18,6 +18,7 @@ import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Final
 from urllib.parse import urlsplit
 
 import pyarrow.fs as pafs
@@ -54,10 +55,28 @@ def _flag(options: Mapping[str, str], name: str) -> bool:
     return options.get(name, "").strip().lower() in _TRUE
 
 
+_UNUSABLE: Final = {
+    "gs": ("GOOGLE_SERVICE_ACCOUNT", "GOOGLE_SERVICE_ACCOUNT_KEY"),
+    "az": ("AZURE_STORAGE_TOKEN",),
+    "abfs": ("AZURE_STORAGE_TOKEN",),
+    "abfss": ("AZURE_STORAGE_TOKEN",),
+}
+"""Credentials delta-rs takes but pyarrow's file systems cannot: refused, rather than
+silently reaching the store with the platform's default identity instead."""
+
+
 def filesystem(remote: RemoteTable) -> tuple[pafs.FileSystem, str]:
     """A pyarrow file system for ``remote`` and the path of ``remote`` inside it."""
     scheme, _, rest = remote.uri.partition("://")
     options = {k.upper(): v for k, v in remote.storage_options.items()}
+    unusable = [name for name in _UNUSABLE.get(scheme, ()) if name in options]
+    if unusable:
+        raise ConfigError(
+            f"sde cannot use {', '.join(unusable)} to reach a {scheme}:// lake yet (its file "
+            "access, pyarrow, takes no such credential): use workload identity (the "
+            "platform's default credentials)"
+            + (" or an account key" if scheme != "gs" else "")
+        )
     if scheme in ("s3", "s3a"):
         return _s3(options), rest.rstrip("/")
     if scheme in ("az", "abfs", "abfss"):

@@ -1219,6 +1219,17 @@ class TestWorkspacesReachTheStore:
     def test_a_local_lake_gives_workspaces_no_store_rule(self, chart: helm.Chart) -> None:
         assert "object_store_egress" not in config_yaml(render(chart, {}))["workspaces"]
 
+    def test_a_gcs_service_account_key_refuses_to_render(self, chart: helm.Chart) -> None:
+        """sde's file access cannot use it: refused here, not at every command."""
+        values = with_lake(egressTo=[{"ipBlock": {"cidr": "203.0.113.0/24"}}])
+        values["lake"]["type"] = "gcs"
+        values["lake"]["objectStore"]["url"] = "gs://sde-lake/prod"
+        values["secrets"] = {"keys": {"lakeGcsServiceAccountKey": "gcs-key"}}
+        with pytest.raises(helm.HelmError, match="lakeGcsServiceAccountKey"):
+            render(chart, values)
+        del values["secrets"]  # the control: workload identity renders
+        assert config_yaml(render(chart, values))["lake"]["url"] == "gs://sde-lake/prod"
+
     def test_a_store_block_with_exceptions_refuses_to_render(self, chart: helm.Chart) -> None:
         """Workspaces' rule carries whole blocks: an except would be dropped, widening it."""
         block = {"ipBlock": {"cidr": "203.0.113.0/24", "except": ["203.0.113.8/29"]}}

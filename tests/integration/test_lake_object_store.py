@@ -489,3 +489,22 @@ def test_file_systems_are_built_from_the_delta_options() -> None:
     assert path == "lake/prod"
     with pytest.raises(ConfigError, match="AZURE_STORAGE_ACCOUNT_NAME"):
         lake_files.filesystem(RemoteTable("az://lake/prod"))
+
+
+def test_credentials_the_file_access_cannot_use_are_refused_by_name() -> None:
+    """delta-rs takes them, pyarrow does not: refused, never silently replaced by the
+    platform's default identity; the message names the option, never its value."""
+    key = '{"private_key": "canary-gcs-key-7f1e"}'
+    for url, option in (
+        ("gs://lake/prod", "GOOGLE_SERVICE_ACCOUNT_KEY"),
+        ("gs://lake/prod", "GOOGLE_SERVICE_ACCOUNT"),
+        ("az://lake/prod", "AZURE_STORAGE_TOKEN"),
+    ):
+        options = {option: key, "AZURE_STORAGE_ACCOUNT_NAME": "acct"}
+        with pytest.raises(ConfigError, match=f"cannot use {option}") as refused:
+            lake_files.filesystem(RemoteTable(url, options))
+        assert "canary-gcs-key" not in str(refused.value)
+    # the control: without it, the same stores' file systems are built
+    assert type(lake_files.filesystem(RemoteTable("gs://lake/prod"))[0]).__name__ == (
+        "GcsFileSystem"
+    )
