@@ -74,8 +74,7 @@ def filesystem(remote: RemoteTable) -> tuple[pafs.FileSystem, str]:
         raise ConfigError(
             f"sde cannot use {', '.join(unusable)} to reach a {scheme}:// lake yet (its file "
             "access, pyarrow, takes no such credential): use workload identity (the "
-            "platform's default credentials)"
-            + (" or an account key" if scheme != "gs" else "")
+            "platform's default credentials)" + (" or an account key" if scheme != "gs" else "")
         )
     if scheme in ("s3", "s3a"):
         return _s3(options), rest.rstrip("/")

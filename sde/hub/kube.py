@@ -81,11 +81,6 @@ def workspace_pod_settings(home: Home) -> PodSettings:
     return settings
 
 
-def pod_settings(sde_home: str) -> PodSettings:
-    """The ``workspaces:`` section of the home's settings (:func:`workspace_pod_settings`)."""
-    return workspace_pod_settings(open_sde_home(sde_home))
-
-
 def workspace_extract(home: Home, project: str) -> StoreExtract | None:
     """Where ``project``'s workspace pods read their extract: None for a local lake (the
     extract volume of ``workspaces.extract``); for a lake on object storage its URL and

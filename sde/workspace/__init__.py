@@ -34,7 +34,7 @@ import datetime as dt
 import getpass
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -126,7 +126,7 @@ def connect(
     versions = {name: t.version for name, t in manifest.tables.items()}
     scratch = scratch_dir(project, home=the_home, user=person)
     con = locked_connection(
-        _as_tables(tables),
+        tables,
         versions=versions,
         memory_limit=memory_limit,
         threads=threads,
@@ -169,7 +169,7 @@ def _connect_service(
             f"the extract folder {EXTRACT_ENV} ({extract}) lacks table(s) {', '.join(missing)}"
         )
     con = locked_connection(
-        _as_tables(tables),
+        tables,
         versions=versions,
         memory_limit=memory_limit,
         threads=threads,
@@ -182,11 +182,6 @@ def _is_table(path: Location) -> bool:
     if isinstance(path, RemoteTable):
         return delta.exists(path)
     return path.is_dir()
-
-
-def _as_tables(tables: Mapping[str, Location]) -> Mapping[str, Location]:
-    # ``locked_connection`` registers each with ``delta.dataset``, which takes any Location.
-    return tables
 
 
 def _audit_refusal(home: Home, person: str, project: str) -> Callable[[Refusal], None]:
