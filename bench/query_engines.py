@@ -23,8 +23,8 @@ start is printed apart from its query time. Exit status 1 if the results differ.
 from __future__ import annotations
 
 import argparse
-import itertools
 import datetime as dt
+import itertools
 import json
 import math
 import statistics
