@@ -78,10 +78,21 @@ def main() -> None:
 
 
 @main.command()
+@click.option(
+    "--actor",
+    default=None,
+    metavar="NAME",
+    help="Who is acting, for the audit log (default: $SDE_USER, else your login name).",
+)
 @home_option
-def init(home_dir: Path | None) -> None:
-    """Create a state directory: config, master key (0600), control database, lake."""
+def init(actor: str | None, home_dir: Path | None) -> None:
+    """Create a state directory: config, master key (0600), control database, lake. The
+    audit log's first event records who created it (``home.created``)."""
+    from sde.cli.people import default_actor
+    from sde.services.wiring import record_home_created
+
     home = init_home(home_dir or default_home())
+    record_home_created(home, actor or default_actor())
     click.echo(f"initialised sde home at {home.root}")
 
 

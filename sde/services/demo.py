@@ -47,7 +47,12 @@ from sde.services.projects import NewProject, ProjectService
 from sde.services.register import build_register, manifest_reader, register_folder
 from sde.services.release import OutputFile
 from sde.services.synth import synthesise
-from sde.services.wiring import control_plane, policy_engine, release_service
+from sde.services.wiring import (
+    control_plane,
+    policy_engine,
+    record_home_created,
+    release_service,
+)
 
 PROJECT = "diabetes-outcomes"
 RESEARCHER = "alice"
@@ -118,6 +123,7 @@ def run_demo(home_dir: Path, say: Callable[[str], None], patients: int = 10_000)
 
     n.stage("Initialise the state directory")
     home = init_home(home_dir)
+    record_home_created(home, OPERATOR)
     n.detail(f"config, master key (mode 0600) at {home.key_path}, control database, lake")
 
     n.stage(f"Synthesise {patients:,} patients as identifiable provider files")

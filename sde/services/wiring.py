@@ -25,6 +25,19 @@ def control_plane(home: Home) -> ControlPlane:
     return open_control_plane(home.database_url)
 
 
+def record_home_created(home: Home, actor: str) -> None:
+    """The audit log's first event: who created the home, with which kind of lake and
+    control database (never the key, the database's address or the lake's)."""
+    database = home.database_url.split(":", 1)[0].split("+", 1)[0]
+    with control_plane(home) as plane:
+        plane.audit.record(
+            actor,
+            "home.created",
+            "home:" + home.root.name,
+            {"lake": home.lake_settings.store or "local", "database": database},
+        )
+
+
 def policy_engine(
     home: Home,
     policy_dir: Path | None = None,

@@ -231,3 +231,19 @@ def test_cli_refuses_a_directory_that_is_not_a_home(tmp_path: Path) -> None:
     code, _, err = run("audit", "verify", "--home", str(tmp_path))
     assert code == 2
     assert "is not an sde home" in err
+
+
+def test_init_records_who_created_the_home_as_the_first_event(tmp_path: Path) -> None:
+    root = tmp_path / "home"
+    result = CliRunner().invoke(main, ["init", "--actor", "ops-lead", "--home", str(root)])
+    assert result.exit_code == 0, result.output
+    key = (root / "keys" / "master.key").read_bytes()
+    with open_control_plane(f"sqlite:///{root / 'control.db'}") as plane:
+        events = plane.audit.events()
+    assert [(e.seq, e.actor, e.action, e.subject) for e in events] == [
+        (1, "ops-lead", "home.created", "home:home")
+    ]
+    assert events[0].details == {"lake": "local", "database": "sqlite"}
+    assert key.hex() not in repr(events[0]) and key.hex()[:16] not in repr(events[0])
+    verified = CliRunner().invoke(main, ["audit", "verify", "--home", str(root)])
+    assert verified.exit_code == 0, verified.output
