@@ -108,6 +108,23 @@ def hub_service_address(environ: Mapping[str, str]) -> tuple[str, int, str]:
     return parsed.hostname, parsed.port, prefix.rstrip("/")
 
 
+REGISTER_PORT = 8801
+"""``sde web register``'s port when it runs on its own."""
+
+
+def register_link(given: str | None, behind_hub: bool) -> str:
+    """Where the patient's page links to the public register: ``given`` (an http(s)
+    address or a path on the same site), else the hub's register service behind the hub,
+    else ``sde web register`` on its own default address."""
+    if given is None:
+        return "/services/register/" if behind_hub else f"http://127.0.0.1:{REGISTER_PORT}/"
+    parts = urlsplit(given)
+    same_site = given.startswith("/") and not given.startswith("//")
+    if same_site or (parts.scheme in ("http", "https") and parts.netloc):
+        return given
+    raise InputError("--register-url must be an http(s) address or a path starting with /")
+
+
 def service_address(host: str, port: int, behind_hub: bool) -> tuple[str, int, str]:
     """``(host, port, path prefix)`` to listen on: the hub's when run as its service;
     refused unless a loopback address."""
@@ -121,7 +138,7 @@ def service_address(host: str, port: int, behind_hub: bool) -> tuple[str, int, s
 
 @web.command("register")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=click.IntRange(1, 65535), default=8801, show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=REGISTER_PORT, show_default=True)
 @click.option(
     "--hub",
     "behind_hub",
@@ -157,8 +174,16 @@ def register_command(
     help="Run as a JupyterHub service (address and prefix from the JUPYTERHUB_* variables); "
     "the client address for the lock-out is then the one the hub's proxy saw.",
 )
+@click.option(
+    "--register-url",
+    default=None,
+    help="Where the page links to the public register (default: the hub's register service "
+    f"with --hub, else http://127.0.0.1:{REGISTER_PORT}/, `sde web register`'s address).",
+)
 @home_option
-def patient_command(host: str, port: int, behind_hub: bool, home_dir: Path | None) -> None:
+def patient_command(
+    host: str, port: int, behind_hub: bool, register_url: str | None, home_dir: Path | None
+) -> None:
     """Serve the patient's record page: a patient signs in (NHS number, date of birth and
     postcode), sees where their record was used and changes their choices. Public: no
     JupyterHub sign-in. Every sign-in, view and change is audited."""
@@ -168,12 +193,14 @@ def patient_command(host: str, port: int, behind_hub: bool, home_dir: Path | Non
     from sde.web.patient_site import patient_app
 
     host, port, base = service_address(host, port, behind_hub)
+    register = register_link(register_url, behind_hub)
     home = load_home(home_dir)
     settings = patient_oidc_settings(home.settings.extra.get("patient_page"), os.environ)
     app = patient_app(
         home,
         base=base,
         behind_proxy=behind_hub,
+        register_url=register,
         oidc=PatientOIDC(settings) if settings is not None else None,
     )
     click.echo(f"serving the patient's page on http://{host}:{port}{base}/ (Ctrl-C stops)")

@@ -487,3 +487,46 @@ def test_behind_the_hubs_proxy_the_client_is_the_address_the_proxy_saw() -> None
     # trusted from the loopback (the proxy) only
     assert client_address(request("192.0.2.9", chain), behind_proxy=True) == "192.0.2.9"
     assert client_address(request("127.0.0.1", None), behind_proxy=True) == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    ("args", "link"),
+    [
+        ([], "http://127.0.0.1:8801/"),
+        (["--register-url", "https://register.example.org/"], "https://register.example.org/"),
+    ],
+)
+def test_the_standalone_page_links_to_a_register_that_is_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], link: str
+) -> None:
+    """`sde web patient` on its own (no hub, so no /services/register/ beside it) links to
+    `sde web register`'s own address, or to the one given."""
+    import uvicorn
+    from click.testing import CliRunner
+
+    from sde.cli import main
+
+    home = init_home(tmp_path / "home")
+    apps: list[object] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **_: apps.append(app))
+    result = CliRunner().invoke(main, ["web", "patient", *args, "--home", str(home.root)])
+    assert result.exit_code == 0, result.output
+    with serve(apps[0]) as url, httpx.Client(base_url=url, timeout=10) as c:
+        page = c.get("/")
+    assert page.status_code == 200
+    assert f'the <a href="{link}">public register</a>' in page.text
+    assert "/services/register/" not in page.text
+
+
+@pytest.mark.parametrize("given", ["javascript:alert(1)", "//elsewhere.example/", "register"])
+def test_a_register_link_that_is_not_an_address_is_refused(tmp_path: Path, given: str) -> None:
+    from click.testing import CliRunner
+
+    from sde.cli import main
+
+    home = init_home(tmp_path / "home")
+    result = CliRunner().invoke(
+        main, ["web", "patient", "--register-url", given, "--home", str(home.root)]
+    )
+    assert result.exit_code == 2
+    assert "--register-url must be an http(s) address or a path starting with /" in result.output
