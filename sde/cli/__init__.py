@@ -106,6 +106,7 @@ def _register() -> None:
         demo,
         extract,
         ingest,
+        keys,
         optout,
         patient,
         project,
