@@ -128,7 +128,17 @@ def _run_raw(bindir: Path, run_as: str | None, root: Path, program: str, *args: 
         )
 
 
-def start_server() -> Server:
+@dataclass(frozen=True)
+class Tls:
+    """A TLS listener on 127.0.0.1:``port`` besides the socket, with this certificate and
+    key (PEM files; copied into the cluster's folder, the key 0600 as PostgreSQL wants)."""
+
+    certificate: Path
+    key: Path
+    port: int
+
+
+def start_server(tls: Tls | None = None) -> Server:
     """Start a throwaway cluster (about a second). Raises ``PostgresUnavailable``."""
     began = time.perf_counter()
     bindir = find_bindir()
@@ -167,7 +177,21 @@ def start_server() -> Server:
             "--locale=C",
             "--no-sync",
         )
-        options = [f"-c {name}={value}" for name, value in SETTINGS.items()]
+        settings = dict(SETTINGS)
+        if tls is not None:
+            for name, source in (("server.crt", tls.certificate), ("server.key", tls.key)):
+                shutil.copyfile(source, root / name)
+                os.chmod(root / name, 0o600)
+                if run_as:
+                    os.chown(root / name, owner.pw_uid, owner.pw_gid)
+            settings.update(
+                listen_addresses="'127.0.0.1'",
+                port=str(tls.port),
+                ssl="on",
+                ssl_cert_file=f"'{root / 'server.crt'}'",
+                ssl_key_file=f"'{root / 'server.key'}'",
+            )
+        options = [f"-c {name}={value}" for name, value in settings.items()]
         options.append(f"-c unix_socket_directories='{root}'")
         _run(
             server,
@@ -188,7 +212,11 @@ def start_server() -> Server:
         raise
     atexit.register(server.stop)  # belt and braces: the session fixture stops it first
     server.url = sa.engine.URL.create(
-        "postgresql+psycopg", username=SUPERUSER, database="postgres", query={"host": str(root)}
+        "postgresql+psycopg",
+        username=SUPERUSER,
+        database="postgres",
+        port=tls.port if tls is not None else None,  # the socket's name carries the port
+        query={"host": str(root)},
     ).render_as_string(hide_password=False)
     server.start_seconds = time.perf_counter() - began
     return server

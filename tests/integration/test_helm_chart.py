@@ -358,6 +358,9 @@ def test_a_missing_secret_or_setting_refuses_to_render(
         ({"workspaces": {"uid": 0}}, "/workspaces/uid"),
         ({"database": {"egressTo": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}}, "cidr"),
         ({"database": {"egressTo": [{}]}}, "/database/egressTo/0"),
+        ({"database": {"caCertificate": {"configMap": "Bad_Name"}}}, "/database/caCertificate"),
+        ({"database": {"caCertificate": {"key": "../ca.crt"}}}, "/database/caCertificate/key"),
+        ({"database": {"caCertificate": {"file": "/ca.crt"}}}, "/database/caCertificate"),
         ({"hub": {"oidc": {"tokenUrl": "http://idp/token"}}}, "/hub/oidc/tokenUrl"),
         ({"workspaces": {"extractClaim": "shared-extract"}}, "/workspaces/extractClaim"),
         ({"images": {"sde": {"repository": "x", "tag": "1", "digest": "md5:00"}}}, "digest"),
@@ -730,6 +733,54 @@ def test_the_init_container_assembles_a_working_home(chart: helm.Chart, tmp_path
     }
     assert set(init) == {f"{RELEASE}-hub", f"{RELEASE}-airlock", f"{RELEASE}-ingest"}
     assert {tuple(c) for c in init.values()} == {("python", "/etc/sde/bin/prepare_home.py")}
+
+
+def test_the_database_ca_reaches_every_pod_that_opens_the_database(chart: helm.Chart) -> None:
+    """database.caCertificate: the ConfigMap mounted read-only where the database is opened
+    (the init container, which puts it in the URL, and the container that then uses the
+    URL), the migration Job through PGSSLROOTCERT; nowhere without it. That libpq then
+    checks the server's certificate: tests/integration/test_database_tls.py."""
+    ca_file = "/etc/sde/database-ca/ca.crt"
+    assert PRODUCTION["database"]["caCertificate"] == {
+        "configMap": "sde-database-ca",
+        "key": "ca.crt",
+    }
+    docs = render(chart, PRODUCTION)
+    opening = {f"{RELEASE}-hub", f"{RELEASE}-airlock", f"{RELEASE}-ingest", f"{RELEASE}-migrations"}
+    seen = set()
+    for doc in workloads(docs):
+        pod = pod_template(doc)["spec"]
+        volumes = {v["name"]: v for v in pod.get("volumes", [])}
+        if "database-ca" not in volumes:
+            continue
+        seen.add(doc["metadata"]["name"])
+        assert volumes["database-ca"]["configMap"] == {
+            "name": "sde-database-ca",
+            "items": [{"key": "ca.crt", "path": "ca.crt"}],
+        }
+        for container in containers({"spec": pod}):
+            mounts = {m["name"]: m for m in container.get("volumeMounts", [])}
+            assert mounts["database-ca"] == {
+                "name": "database-ca",
+                "mountPath": "/etc/sde/database-ca",
+                "readOnly": True,
+            }, container["name"]
+        env = {
+            e["name"]: e.get("value")
+            for container in containers({"spec": pod})
+            for e in container.get("env", [])
+        }
+        if doc["kind"] == "Job":
+            assert env["PGSSLROOTCERT"] == ca_file
+        else:
+            assert pod["initContainers"][0]["name"] == "prepare-home"
+            assert env["SDE_DATABASE_CA"] == ca_file
+    assert seen == opening
+    for doc in workloads(render(chart, {})):
+        pod = pod_template(doc)["spec"]
+        assert "database-ca" not in {v["name"] for v in pod.get("volumes", [])}
+        names = {e["name"] for c in containers({"spec": pod}) for e in c.get("env", [])}
+        assert not names & {"SDE_DATABASE_CA", "PGSSLROOTCERT"}
 
 
 def test_the_init_container_refuses_a_missing_or_bad_secret(

@@ -6,7 +6,10 @@ folder (``$SDE_HOME``) this script creates, 0700, inside an in-memory ``emptyDir
 own root belongs to root, so it cannot be made private itself):
 
 - ``config.yaml``: the chart's ConfigMap (``$SDE_CONFIG_TEMPLATE``, no secrets) plus
-  ``database_url`` from the existing Secret (``$SDE_DATABASE_URL``);
+  ``database_url`` from the existing Secret (``$SDE_DATABASE_URL``); with
+  ``database.caCertificate`` set, the URL gets ``sslrootcert=`` naming the mounted CA
+  certificate (``$SDE_DATABASE_CA``), and must ask for ``sslmode=verify-full`` (or
+  ``verify-ca``): a CA given means the server's certificate is to be checked;
 - ``keys/master.key``: the 32 bytes of ``$SDE_MASTER_KEY`` (64 hex characters, from the
   existing Secret), written 0600 by this user. (A Secret volume cannot give this: its
   files belong to root, and group-readable ones fail sde's 0600 check.)
@@ -26,6 +29,7 @@ import os
 import sys
 from pathlib import Path
 
+import sqlalchemy as sa
 import yaml
 
 from sde.services.home import CONFIG_FILE, KEY_FILE, MARKER, open_home, parse_key_override
@@ -48,6 +52,36 @@ def _required(env: dict[str, str], name: str) -> str:
     return value
 
 
+VERIFYING = ("verify-full", "verify-ca")
+
+
+def with_root_certificate(database_url: str, ca_file: Path) -> str:
+    """``database_url`` with ``sslrootcert`` naming ``ca_file`` (a PEM certificate)."""
+    try:
+        pem = ca_file.read_text(encoding="ascii", errors="replace")
+    except OSError:
+        raise SystemExit(f"prepare-home: SDE_DATABASE_CA: {ca_file} cannot be read") from None
+    if "-----BEGIN CERTIFICATE-----" not in pem:
+        raise SystemExit(f"prepare-home: SDE_DATABASE_CA: {ca_file} holds no PEM certificate")
+    try:
+        url = sa.engine.make_url(database_url)
+    except sa.exc.ArgumentError:
+        raise SystemExit("prepare-home: SDE_DATABASE_URL is not a database URL") from None
+    if "sslrootcert" in url.query:
+        raise SystemExit(
+            "prepare-home: SDE_DATABASE_URL names sslrootcert and database.caCertificate is "
+            "set: keep one"
+        )
+    if url.query.get("sslmode") not in VERIFYING:
+        raise SystemExit(
+            "prepare-home: database.caCertificate is set, so SDE_DATABASE_URL must ask for "
+            "sslmode=verify-full (or verify-ca) to check the server's certificate"
+        )
+    return url.update_query_dict({"sslrootcert": str(ca_file)}).render_as_string(
+        hide_password=False
+    )
+
+
 def prepare(environ: dict[str, str] | None = None) -> Path:
     env = dict(os.environ if environ is None else environ)
     root = Path(_required(env, "SDE_HOME"))
@@ -57,6 +91,9 @@ def prepare(environ: dict[str, str] | None = None) -> Path:
     database_url = _required(env, "SDE_DATABASE_URL").strip()
     if database_url.startswith("sqlite"):
         raise SystemExit("prepare-home: SDE_DATABASE_URL must name a server database, not SQLite")
+    ca = env.get("SDE_DATABASE_CA", "").strip()
+    if ca:
+        database_url = with_root_certificate(database_url, Path(ca))
 
     settings = yaml.safe_load(template.read_text()) or {}
     if not isinstance(settings, dict):

@@ -236,6 +236,9 @@ seccompProfile:
     - {name: SDE_DATA, value: /srv/sde/data}
     {{- include "sde.secretEnv" (dict "root" . "env" "SDE_MASTER_KEY" "key" "masterKey") | nindent 4 }}
     {{- include "sde.secretEnv" (dict "root" . "env" "SDE_DATABASE_URL" "key" "databaseUrl") | nindent 4 }}
+    {{- if .Values.database.caCertificate.configMap }}
+    - {name: SDE_DATABASE_CA, value: {{ include "sde.databaseCaFile" . | quote }}}
+    {{- end }}
   securityContext:
     {{- include "sde.containerSecurityContext" . | nindent 4 }}
   resources:
@@ -247,12 +250,38 @@ seccompProfile:
     - {name: tmp, mountPath: /tmp}
     - {name: config, mountPath: /etc/sde/config, readOnly: true}
     - {name: scripts, mountPath: /etc/sde/bin, readOnly: true}
+    {{- include "sde.databaseCaMount" . | nindent 4 }}
 {{- end -}}
 
 {{- define "sde.homeMounts" -}}
 - {name: home, mountPath: /srv/sde/run}
 - {name: data, mountPath: /srv/sde/data}
 - {name: tmp, mountPath: /tmp}
+{{- include "sde.databaseCaMount" . }}
+{{- end -}}
+
+{{/* The control database's CA certificate (database.caCertificate), for sslmode=verify-full:
+a ConfigMap's key mounted read-only; prepare_home.py adds it to the database URL as
+sslrootcert, the migration Job gives it to libpq as PGSSLROOTCERT. */}}
+{{- define "sde.databaseCaDir" -}}/etc/sde/database-ca{{- end -}}
+{{- define "sde.databaseCaFile" -}}
+{{- include "sde.databaseCaDir" . }}/{{ .Values.database.caCertificate.key }}
+{{- end -}}
+{{- define "sde.databaseCaMount" -}}
+{{- if .Values.database.caCertificate.configMap }}
+- {name: database-ca, mountPath: {{ include "sde.databaseCaDir" . }}, readOnly: true}
+{{- end }}
+{{- end -}}
+{{- define "sde.databaseCaVolume" -}}
+{{- with .Values.database.caCertificate }}
+{{- if .configMap }}
+- name: database-ca
+  configMap:
+    name: {{ .configMap }}
+    items:
+      - {key: {{ .key | quote }}, path: {{ .key | quote }}}
+{{- end }}
+{{- end }}
 {{- end -}}
 
 {{- define "sde.homeVolumes" -}}
@@ -276,6 +305,7 @@ seccompProfile:
     name: {{ include "sde.fullname" . }}-config
     items:
       - {key: prepare_home.py, path: prepare_home.py}
+{{- include "sde.databaseCaVolume" . }}
 {{- end -}}
 
 {{- define "sde.lakeClaim" -}}
