@@ -27,7 +27,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -237,4 +237,33 @@ def fresh_database(admin_url: str) -> Iterator[str]:
             with admin.connect() as conn:
                 conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
+        admin.dispose()
+
+
+@contextlib.contextmanager
+def runtime_role_database(admin_url: str, grant: Callable[[str, str], object]) -> Iterator[str]:
+    """A new database owned by a new role, migrated by that owner, whose URL is that of a
+    second new role which owns nothing and has only what ``grant(owner_url, role)`` gives
+    it (sde's ``grant_runtime_role``). Database and roles are dropped after."""
+    from sde.adapters.sql import upgrade
+
+    token = secrets.token_hex(4)
+    owner, runtime = f"sde_owner_{token}", f"sde_app_{token}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+    try:
+        with admin.connect() as conn:
+            for role in (owner, runtime):
+                conn.exec_driver_sql(f"CREATE ROLE {role} LOGIN NOSUPERUSER")
+        with fresh_database(admin_url) as url:
+            parsed = sa.engine.make_url(url)
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'ALTER DATABASE "{parsed.database}" OWNER TO {owner}')
+            owner_url = parsed.set(username=owner).render_as_string(hide_password=False)
+            upgrade(owner_url)
+            grant(owner_url, runtime)
+            yield parsed.set(username=runtime).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            for role in (owner, runtime):
+                conn.exec_driver_sql(f"DROP ROLE IF EXISTS {role}")
         admin.dispose()

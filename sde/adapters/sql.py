@@ -27,6 +27,7 @@ transaction, and nothing in the lake or a workspace can alter a file under revie
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -390,6 +391,80 @@ def upgrade(url: str) -> None:
                             f"the migration would leave {len(broken)} broken references; "
                             "nothing was changed"
                         )
+    finally:
+        engine.dispose()
+
+
+_ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+AUDIT_TABLE_GRANTS = ("SELECT", "INSERT", "UPDATE")
+"""What the runtime role may do to ``audit_events``: read and append. ``UPDATE`` only
+because PostgreSQL lets a role take the writers' ``SHARE ROW EXCLUSIVE`` lock only with
+``UPDATE``, ``DELETE`` or ``TRUNCATE``; the table's triggers refuse every update, and
+only the owner could drop or disable them."""
+TABLE_GRANTS = ("SELECT", "INSERT", "UPDATE", "DELETE")
+
+
+def grant_runtime_role(url: str, role: str) -> list[str]:
+    """Let ``role`` run sde on the PostgreSQL database at ``url`` without owning its
+    tables (call as the owner, after :func:`upgrade`). The role gets what sde's services
+    need and nothing more: rows of every table, ``audit_events`` read and append only,
+    the schema's sequences, ``alembic_version`` read only; no ``TRUNCATE``, no DDL, so it
+    cannot drop or disable the audit log's triggers. Earlier grants on the schema's
+    tables are revoked first, so running it again gives the same privileges.
+
+    Returns the statements run (names only, no secret)."""
+    if not _ROLE_NAME.match(role):
+        raise ConfigError(
+            "the runtime role must be a plain PostgreSQL role name (lower-case letters, "
+            "digits and _, at most 63)"
+        )
+    engine = make_engine(url)
+    try:
+        if engine.dialect.name != "postgresql":
+            raise ConfigError("a runtime role is for PostgreSQL: SQLite has no roles")
+        with engine.connect() as conn, conn.begin():
+            found = conn.execute(
+                sa.text("SELECT rolsuper FROM pg_roles WHERE rolname = :role"), {"role": role}
+            ).first()
+            if found is None:
+                raise ConfigError(
+                    f"there is no role {role} on the database server; create it first "
+                    f"(CREATE ROLE {role} LOGIN PASSWORD '...')"
+                )
+            if found.rolsuper:
+                raise ConfigError(f"the runtime role {role} is a superuser: it must not be")
+            if conn.scalar(sa.text("SELECT current_user")) == role:
+                raise ConfigError(
+                    f"the runtime role {role} is the role migrating the database: run sde "
+                    "as another role, which owns nothing"
+                )
+            schema = str(conn.scalar(sa.text("SELECT current_schema()")))
+            owned = conn.scalar(
+                sa.text(
+                    "SELECT count(*) FROM pg_tables WHERE schemaname = :schema "
+                    "AND tableowner = :role"
+                ),
+                {"schema": schema, "role": role},
+            )
+            if owned:
+                raise ConfigError(f"the runtime role {role} owns tables here: it must not")
+            quote = conn.dialect.identifier_preparer.quote
+            who, where = quote(role), quote(schema)
+            statements = [
+                f"REVOKE ALL ON ALL TABLES IN SCHEMA {where} FROM {who}",
+                f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA {where} FROM {who}",
+                f"GRANT USAGE ON SCHEMA {where} TO {who}",
+                f"GRANT SELECT ON {where}.alembic_version TO {who}",
+            ]
+            for table in metadata.sorted_tables:
+                grants = AUDIT_TABLE_GRANTS if table is audit_events else TABLE_GRANTS
+                statements.append(
+                    f"GRANT {', '.join(grants)} ON {where}.{quote(table.name)} TO {who}"
+                )
+            statements.append(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {where} TO {who}")
+            for statement in statements:
+                conn.exec_driver_sql(statement)
+            return statements
     finally:
         engine.dispose()
 

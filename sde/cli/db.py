@@ -25,12 +25,22 @@ def db() -> None:
     help="Read the database URL from this environment variable instead of the home's "
     "config.yaml (a Kubernetes Job gets it from a Secret; it is never printed).",
 )
+@click.option(
+    "--grant-to",
+    "runtime_role",
+    default=None,
+    metavar="ROLE",
+    help="PostgreSQL: then let ROLE, which owns nothing, run sde: rows of every table, the "
+    "audit log read and append only, no TRUNCATE, no DDL (so it cannot drop the audit "
+    "log's triggers). Run as the tables' owner.",
+)
 @home_option
-def upgrade_command(url_env: str | None, home_dir: Path | None) -> None:
+def upgrade_command(url_env: str | None, runtime_role: str | None, home_dir: Path | None) -> None:
     """Apply the control database's migrations (Alembic) up to the newest schema.
 
-    Idempotent: a database already at the newest schema is left as it is."""
-    from sde.adapters.sql import upgrade
+    Idempotent: a database already at the newest schema is left as it is. With
+    ``--grant-to``, the migrating role (the owner) and the role sde runs as are two."""
+    from sde.adapters.sql import grant_runtime_role, upgrade
 
     if url_env is not None:
         url = os.environ.get(url_env, "").strip()
@@ -48,3 +58,17 @@ def upgrade_command(url_env: str | None, home_dir: Path | None) -> None:
     except Exception as exc:  # a driver's message may quote the URL, password included
         raise ConfigError(f"could not upgrade {where}: {type(exc).__name__}") from None
     click.echo(f"{where} is at the newest schema")
+    if runtime_role is None:
+        return
+    try:
+        statements = grant_runtime_role(url, runtime_role)
+    except ConfigError:
+        raise
+    except Exception as exc:  # as above: never the driver's message
+        raise ConfigError(
+            f"could not grant {runtime_role} its privileges on {where}: {type(exc).__name__}"
+        ) from None
+    click.echo(
+        f"{runtime_role} may run sde there ({len(statements)} grants; audit_events: "
+        "read and append only)"
+    )

@@ -26,7 +26,7 @@ from sde.services.decisions import AuditedPolicyEngine, input_digest
 from sde.services.home import Home, Settings
 from sde.services.wiring import policy_engine
 from tests.integration.test_rego_opa import ACCESS_BASE, with_path
-from tests.integration.test_sql_backends import SQL_BACKENDS, fresh_database
+from tests.integration.test_sql_backends import RUNTIME_BACKENDS, fresh_database
 
 pytestmark = pytest.mark.policy
 
@@ -41,7 +41,7 @@ def embedded() -> RegoEmbeddedEngine:
     return RegoEmbeddedEngine(POLICIES)
 
 
-@pytest.fixture(params=SQL_BACKENDS)
+@pytest.fixture(params=RUNTIME_BACKENDS)
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
     with fresh_database(request, tmp_path) as url:
         upgrade(url)

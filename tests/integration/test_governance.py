@@ -23,7 +23,7 @@ from sde.services.governance import GovernanceService, GovernanceSettings
 from sde.services.projects import ProjectService
 from sde.services.release import OutputFile, ReleaseService
 from tests.factories import BOARD, application, approve_through_board, seat_board
-from tests.integration.test_sql_backends import SQL_BACKENDS, fresh_database
+from tests.integration.test_sql_backends import RUNTIME_BACKENDS, SQL_BACKENDS, fresh_database
 
 pytestmark = [pytest.mark.sql, pytest.mark.policy]
 
@@ -48,7 +48,7 @@ def engine() -> RegoEmbeddedEngine:
     return RegoEmbeddedEngine(default_policy_dir())
 
 
-@pytest.fixture(params=SQL_BACKENDS)
+@pytest.fixture(params=RUNTIME_BACKENDS)
 def plane(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ControlPlane]:
     with fresh_database(request, tmp_path) as url:
         upgrade(url)

@@ -336,6 +336,11 @@ def test_config_maps_hold_no_secrets(rendered: list[Doc]) -> None:
         ),
         ({"hub": {"oidc": {**PRODUCTION["hub"]["oidc"], "egressTo": []}}}, "hub.oidc.egressTo"),
         ({"patientPage": {"oidc": {"enabled": True}}}, "patientPage.oidc.egressTo"),
+        (
+            {"secrets": {"keys": {"databaseMigrationUrl": "database-migration-url"}}},
+            "name the role sde runs as in database.runtimeRole",
+        ),
+        ({"database": {"runtimeRole": "sde_app"}}, "secrets.keys.databaseMigrationUrl"),
     ],
 )
 def test_a_missing_secret_or_setting_refuses_to_render(
@@ -563,7 +568,8 @@ def test_the_migration_job_is_a_pre_install_and_pre_upgrade_hook(rendered: list[
     annotations = job["metadata"]["annotations"]
     assert set(annotations["helm.sh/hook"].split(",")) == {"pre-install", "pre-upgrade"}
     container = job["spec"]["template"]["spec"]["containers"][0]
-    assert container["command"] == [
+    # (production also grants the runtime role: test_the_owner_migrates_and_sde_runs_as_...)
+    assert container["command"][:5] == [
         "sde",
         "db",
         "upgrade",
@@ -781,6 +787,45 @@ def test_the_database_ca_reaches_every_pod_that_opens_the_database(chart: helm.C
         assert "database-ca" not in {v["name"] for v in pod.get("volumes", [])}
         names = {e["name"] for c in containers({"spec": pod}) for e in c.get("env", [])}
         assert not names & {"SDE_DATABASE_CA", "PGSSLROOTCERT"}
+
+
+def test_the_owner_migrates_and_sde_runs_as_a_role_that_owns_nothing(chart: helm.Chart) -> None:
+    """With secrets.keys.databaseMigrationUrl and database.runtimeRole (production), the
+    migration Job uses the owner's URL and grants the runtime role its privileges; every
+    other pod gets the runtime role's URL. Without them, one URL for all (the default).
+    What the grant allows: tests/integration/test_database_roles.py."""
+
+    def database_urls(docs: list[Doc]) -> dict[str, set[str]]:
+        keys: dict[str, set[str]] = {}
+        for doc in workloads(docs):
+            for container in containers(pod_template(doc)):
+                for env in container.get("env", []):
+                    if env["name"] == "SDE_DATABASE_URL":
+                        key = env["valueFrom"]["secretKeyRef"]["key"]
+                        keys.setdefault(doc["metadata"]["name"], set()).add(key)
+        return keys
+
+    production = render(chart, PRODUCTION)
+    job = pod_template(one(production, "Job", f"{RELEASE}-migrations"))["spec"]["containers"][0]
+    assert job["command"] == [
+        "sde",
+        "db",
+        "upgrade",
+        "--database-url-env",
+        "SDE_DATABASE_URL",
+        "--grant-to",
+        "sde_app",
+    ]
+    assert database_urls(production) == {
+        f"{RELEASE}-migrations": {"database-migration-url"},
+        f"{RELEASE}-hub": {"database-url"},
+        f"{RELEASE}-airlock": {"database-url"},
+        f"{RELEASE}-ingest": {"database-url"},
+    }
+    default = render(chart, {})
+    job = pod_template(one(default, "Job", f"{RELEASE}-migrations"))["spec"]["containers"][0]
+    assert "--grant-to" not in job["command"]
+    assert set().union(*database_urls(default).values()) == {"database-url"}
 
 
 def test_the_init_container_refuses_a_missing_or_bad_secret(

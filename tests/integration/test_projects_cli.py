@@ -14,12 +14,12 @@ from sde.cli import main
 from sde.domain.audit import AuditEntry
 from sde.domain.projects import MemberRole, PersonRole, ProjectStatus, Purpose, SponsorType
 from sde.services.home import Home
-from tests.integration.test_sql_backends import SQL_BACKENDS, home_on_backend
+from tests.integration.test_sql_backends import RUNTIME_BACKENDS, home_on_backend
 
 pytestmark = pytest.mark.sql
 
 
-@pytest.fixture(params=SQL_BACKENDS)
+@pytest.fixture(params=RUNTIME_BACKENDS)
 def home(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Home]:
     with home_on_backend(request, tmp_path) as made:
         yield made

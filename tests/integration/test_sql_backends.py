@@ -25,6 +25,7 @@ from alembic.script import ScriptDirectory
 from sde.adapters.sql import (
     HEAD_REVISION,
     alembic_config,
+    grant_runtime_role,
     make_engine,
     metadata,
     open_control_plane,
@@ -39,6 +40,10 @@ from tests import postgres
 pytestmark = pytest.mark.sql
 
 SQL_BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+RUNTIME_ROLE = "postgresql-runtime-role"
+RUNTIME_BACKENDS = [*SQL_BACKENDS, pytest.param(RUNTIME_ROLE, marks=pytest.mark.postgres)]
+"""For tests of what sde does at run time: also as a role that owns nothing, with only the
+privileges ``sde db upgrade --grant-to`` gives (``grant_runtime_role``)."""
 TABLES = {
     "people",
     "projects",
@@ -62,7 +67,12 @@ def fresh_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[s
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'control.db'}"
         return
-    with postgres.fresh_database(request.getfixturevalue("postgres_admin_url")) as url:
+    admin_url = request.getfixturevalue("postgres_admin_url")
+    if request.param == RUNTIME_ROLE:
+        with postgres.runtime_role_database(admin_url, grant_runtime_role) as url:
+            yield url
+        return
+    with postgres.fresh_database(admin_url) as url:
         yield url
 
 

@@ -45,7 +45,7 @@ from sde.domain.projects import (
 )
 from sde.domain.releases import Status, Vote
 from sde.errors import NotFound, StateError
-from tests.integration.test_sql_backends import SQL_BACKENDS, fresh_database
+from tests.integration.test_sql_backends import RUNTIME_BACKENDS, fresh_database
 
 pytestmark = pytest.mark.sql
 
@@ -94,7 +94,7 @@ class Clock:
         return self.now
 
 
-@pytest.fixture(params=SQL_BACKENDS)
+@pytest.fixture(params=RUNTIME_BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     with fresh_database(request, tmp_path) as url:
         upgrade(url)
