@@ -24,6 +24,7 @@ value (an environment variable, say) is ever put into a message by this module.
 from __future__ import annotations
 
 import copy
+import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from sde.domain.projects import check_person_id
+from sde.domain.sessions import WorkspacePod
 from sde.domain.workspaces import (
     LABEL_COMPONENT,
     LABEL_NAME,
@@ -55,6 +57,8 @@ PSA_ENFORCE_VERSION = "pod-security.kubernetes.io/enforce-version"
 PSA_LABELS: dict[str, str] = {PSA_ENFORCE: "restricted", PSA_ENFORCE_VERSION: "latest"}
 
 MAX_MESSAGE = 600  # characters of an API server's message kept in an error
+HUB_SERVER_ANNOTATION = "hub.jupyter.org/servername"
+"""KubeSpawner's annotation of a named server's pod (none on a person's default server)."""
 
 
 @dataclass(frozen=True)
@@ -495,6 +499,32 @@ class WorkspaceCluster:
         person's running sessions). Returns the pods removed, ``Pod/name``."""
         return self._delete_pods(person_selector(person_id))
 
+    def workspace_pods(self) -> list[WorkspacePod]:
+        """Every workspace pod in the namespace, with the session it serves (from its
+        annotations: ``sde/person``, ``sde/project`` and KubeSpawner's server name),
+        sorted by name."""
+        pods = []
+        for item in self.api.list("Pod", self.namespace, {LABEL_NAME: WORKSPACE_APP}):
+            metadata = _mapping(item.get("metadata"))
+            annotations = _mapping(metadata.get("annotations"))
+            name = metadata.get("name")
+            if not isinstance(name, str) or not name:
+                continue
+            pods.append(
+                WorkspacePod(
+                    name=name,
+                    person=str(annotations.get(LABEL_PERSON) or ""),
+                    server=str(annotations.get(HUB_SERVER_ANNOTATION) or ""),
+                    project=str(annotations.get(LABEL_PROJECT) or ""),
+                    created=_timestamp(metadata.get("creationTimestamp")),
+                )
+            )
+        return sorted(pods, key=lambda pod: pod.name)
+
+    def delete_workspace_pod(self, name: str) -> bool:
+        """Delete one workspace pod; False when it was already gone."""
+        return self.api.delete("Pod", name, self.namespace, missing_ok=True)
+
     def create_workspace_pod(self, pod: Mapping[str, Any]) -> dict[str, Any]:
         """Submit a workspace pod built by ``build_pod``. It is checked first, here: it
         must be a Pod of this namespace labelled as a workspace, and meet the
@@ -532,6 +562,17 @@ class WorkspaceCluster:
         if _same_object(current, manifest):
             return current
         return self.api.replace(manifest)
+
+
+def _timestamp(value: object) -> dt.datetime | None:
+    """An API server's RFC 3339 time (``2026-11-25T07:40:00Z``); None if absent or odd."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
 
 
 def _names(items: Iterable[Mapping[str, Any]]) -> list[str]:

@@ -135,7 +135,11 @@ def serve(
 
 
 def _guard_once(home: Any, engine: Any, hub: Any, cluster: Any) -> None:
-    from sde.services.sessions import close_inactive_projects, stop_refused_sessions
+    from sde.services.sessions import (
+        close_inactive_projects,
+        remove_orphan_pods,
+        stop_refused_sessions,
+    )
     from sde.services.wiring import control_plane
 
     with control_plane(home) as store:
@@ -145,6 +149,9 @@ def _guard_once(home: Any, engine: Any, hub: Any, cluster: Any) -> None:
         if cluster is not None:
             for project, removed in close_inactive_projects(store, cluster, store.audit).items():
                 click.echo(f"closed project {project} in the cluster: {', '.join(removed)}")
+            now = dt.datetime.now(dt.UTC)
+            for pod in remove_orphan_pods(hub, cluster, store.audit, now=now):
+                click.echo(f"removed pod {pod.name}: no session of the hub accounts for it")
     for stop in stops:
         click.echo(
             f"stopped {stop.session.person}'s workspace on {stop.session.project}: "
@@ -164,8 +171,9 @@ def _guard_once(home: Any, engine: Any, hub: Any, cluster: Any) -> None:
 @click.option(
     "--kubernetes",
     is_flag=True,
-    help="Also remove the pods and NetworkPolicy of projects no longer approved (runs in "
-    "the cluster, as the hub's service account).",
+    help="Also remove the pods and NetworkPolicy of projects no longer approved, and "
+    "workspace pods no session of the hub accounts for (runs in the cluster, as the hub's "
+    "service account).",
 )
 @home_option
 def session_guard(interval: float, once: bool, kubernetes: bool, home_dir: Path | None) -> None:

@@ -18,7 +18,7 @@ from typing import Protocol
 
 from sde.domain.policy import OPEN_WORKSPACE, PolicyEngine
 from sde.domain.projects import PERSON_ID, PROJECT_ID, ProjectStatus
-from sde.domain.sessions import RunningSession, Stop
+from sde.domain.sessions import ORPHAN_GRACE, RunningSession, Stop, WorkspacePod, orphan_pods
 from sde.errors import NotFound
 from sde.services.access import AccessFacts, decide_access
 from sde.services.ports import AuditSink
@@ -96,6 +96,41 @@ class ProjectObjects(Protocol):
     def open_projects(self) -> list[str]: ...
 
     def close_project(self, project_id: str) -> list[str]: ...
+
+
+class WorkspacePods(Protocol):
+    """The workspace pods in a cluster (``sde.adapters.kubernetes.WorkspaceCluster``)."""
+
+    def workspace_pods(self) -> list[WorkspacePod]: ...
+
+    def delete_workspace_pod(self, name: str) -> bool: ...
+
+
+def remove_orphan_pods(
+    hub: SessionHub,
+    cluster: WorkspacePods,
+    audit: AuditSink,
+    *,
+    now: dt.datetime,
+    grace: dt.timedelta = ORPHAN_GRACE,
+) -> list[WorkspacePod]:
+    """Delete the workspace pods no session of the hub accounts for (a hub restart forgets
+    its sessions but not their pods; see :func:`~sde.domain.sessions.orphan_pods`), and
+    record ``workspace.orphan_removed`` for each. The pods are listed before the hub is
+    asked, so a pod made in between is known to the hub or younger than ``grace``."""
+    pods = cluster.workspace_pods()
+    removed = []
+    for pod in orphan_pods(pods, hub.running_sessions(), now=now, grace=grace):
+        if not cluster.delete_workspace_pod(pod.name):
+            continue  # gone already
+        removed.append(pod)
+        audit.record(
+            GUARD,
+            "workspace.orphan_removed",
+            f"person:{pod.person}" if pod.person else f"pod:{pod.name}",
+            {"pod": pod.name, "project": pod.project, "server": pod.server},
+        )
+    return removed
 
 
 def close_inactive_projects(

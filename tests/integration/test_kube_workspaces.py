@@ -6,7 +6,9 @@ run):
   project) puts the namespace (Pod Security "restricted") and the project's NetworkPolicy
   in place, and KubeSpawner's own create call gets the pod admitted; stopping deletes it;
 - the session guard's cluster step removes the pods and NetworkPolicy of a project once
-  it is suspended, and leaves an approved project's alone; each removal is audited.
+  it is suspended, and leaves an approved project's alone; each removal is audited;
+- it removes the workspace pods no session of the hub accounts for (orphans of a hub
+  restart), once older than the grace period, and no other.
 
 KubeSpawner's ``_mock=True`` (its own test mode) stands in for JupyterHub's User and Hub
 objects only; its API calls go to the real server.
@@ -24,14 +26,16 @@ import pytest
 import yaml
 
 from sde.adapters.kubernetes import KubeApi, KubeNotFound, WorkspaceCluster
+from sde.domain.sessions import ORPHAN_GRACE, RunningSession
 from sde.domain.workspace_tokens import token_key, verify
 from sde.domain.workspaces import PodSettings, build_pod, network_policy_name
 from sde.services.governance import GovernanceService, GovernanceSettings
 from sde.services.home import Home, init_home
 from sde.services.projects import ProjectService
-from sde.services.sessions import close_inactive_projects
+from sde.services.sessions import close_inactive_projects, remove_orphan_pods
 from sde.services.wiring import control_plane, policy_engine
 from tests.factories import airlock_project, application, approve_through_board
+from tests.integration.test_session_guard import RecordingHub
 from tests.kube_server import KubeServer
 from tests.kube_server import kube_server as kube_server  # the session fixture
 
@@ -247,3 +251,48 @@ def test_with_the_lake_on_object_storage_the_pod_is_admitted_with_secret_refs_on
     assert blocks == [
         {"to": [{"ipBlock": {"cidr": "10.20.0.0/16"}}], "ports": [{"protocol": "TCP", "port": 443}]}
     ]
+
+
+def test_the_guard_removes_pods_no_session_of_the_hub_accounts_for(
+    home: Home, cluster: WorkspaceCluster
+) -> None:
+    """A hub that restarted forgets its sessions, not their pods. The hub here is
+    ``RecordingHub`` (a stand-in for JupyterHub's REST API, as in test_session_guard.py):
+    alice's default server runs on diabetes; her old "analysis" server and a pod no hub
+    made are orphans."""
+    cluster.ensure_namespace()
+    made = []
+    for project, person, server in (
+        ("diabetes", "alice", ""),
+        ("diabetes", "alice", "analysis"),
+        ("asthma", "alice", None),  # no hub annotation at all: made by hand
+    ):
+        pod = build_pod(
+            cluster.settings,
+            project_id=project,
+            person_id=person,
+            session_name=server or "lab",
+            env={},
+        )
+        if server is not None:
+            pod["metadata"]["annotations"]["hub.jupyter.org/username"] = person
+        if server:
+            pod["metadata"]["annotations"]["hub.jupyter.org/servername"] = server
+        made.append(cluster.create_workspace_pod(pod)["metadata"]["name"])
+    hub = RecordingHub([RunningSession("alice", "", "diabetes")])
+    now = dt.datetime.now(dt.UTC)
+    with control_plane(home) as store:
+        # Young pods are left alone: a spawn may have begun after the hub was asked.
+        assert remove_orphan_pods(hub, cluster, store.audit, now=now) == []
+        removed = remove_orphan_pods(hub, cluster, store.audit, now=now + ORPHAN_GRACE)
+        events = [e for e in store.audit.events() if e.action == "workspace.orphan_removed"]
+        # Removed once: a second pass finds nothing more.
+        assert remove_orphan_pods(hub, cluster, store.audit, now=now + ORPHAN_GRACE) == []
+    assert sorted(p.name for p in removed) == sorted(made[1:])
+    assert {(p.project, p.server) for p in removed} == {("diabetes", "analysis"), ("asthma", "")}
+    left = [p.name for p in cluster.workspace_pods()]
+    assert left == [made[0]]
+    assert hub.stopped == []  # the hub's own session is not touched
+    assert sorted((e.actor, e.subject, e.details["pod"]) for e in events) == sorted(
+        ("session-guard", "person:alice", name) for name in made[1:]
+    )
