@@ -45,8 +45,10 @@ if [ "${SDE_SETUP_OPA:-0}" = "1" ]; then
 fi
 
 # --- an S3 server (only when asked: the object-storage lake tests need one) -----------
-# versitygw, an Apache-2.0 S3 gateway that keeps objects as plain files, from its Go module.
+# versitygw, an Apache-2.0 S3 gateway that keeps objects as plain files, from its Go module;
+# and fake-gcs-server, a GCS emulator, from its Go module.
 VERSITYGW_VERSION="v1.8.0"
+FAKE_GCS_SERVER_VERSION="v1.56.1"
 if [ "${SDE_SETUP_OBJSTORE:-0}" = "1" ]; then
     if [ "$(cat .build/bin/.versitygw-stamp 2>/dev/null)" != "$VERSITYGW_VERSION" ] \
         || [ ! -x .build/bin/versitygw ]; then
@@ -57,6 +59,17 @@ if [ "${SDE_SETUP_OBJSTORE:-0}" = "1" ]; then
             go install -trimpath -ldflags "-s -w" \
             "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
         printf '%s' "$VERSITYGW_VERSION" >.build/bin/.versitygw-stamp
+    fi
+    # fake-gcs-server (BSD-2-Clause), a Google Cloud Storage emulator, for the GCS lake tests.
+    if [ "$(cat .build/bin/.fake-gcs-server-stamp 2>/dev/null)" != "$FAKE_GCS_SERVER_VERSION" ] \
+        || [ ! -x .build/bin/fake-gcs-server ]; then
+        command -v go >/dev/null || { say "needs Go to build fake-gcs-server"; exit 1; }
+        say "building fake-gcs-server $FAKE_GCS_SERVER_VERSION from its Go module (a few minutes, once)"
+        mkdir -p .build/bin
+        GOBIN="$root/.build/bin" GOFLAGS="-mod=mod -buildvcs=false" GOTOOLCHAIN=local \
+            go install -trimpath -ldflags "-s -w" \
+            "github.com/fsouza/fake-gcs-server@$FAKE_GCS_SERVER_VERSION"
+        printf '%s' "$FAKE_GCS_SERVER_VERSION" >.build/bin/.fake-gcs-server-stamp
     fi
 fi
 

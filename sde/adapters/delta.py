@@ -7,23 +7,26 @@ with the commit (sde puts the source file's SHA-256 there, never a patient value
 A table is a local folder (a :class:`~pathlib.Path`) or a :class:`RemoteTable` on object
 storage (``s3://``, ``az://``/``abfss://``, ``gs://``) with the storage options delta-rs
 needs (endpoint, credentials). Commits on object storage are conditional writes
-(``If-None-Match: *``): two writers never overwrite each other's commit, so no locking
-service is needed where the store honours that header (AWS S3, MinIO, versitygw, Azure).
+(``If-None-Match: *``; ``x-goog-if-generation-match: 0`` on GCS): two writers never
+overwrite each other's commit, so no locking service is needed where the store honours
+that condition (AWS S3, MinIO, versitygw, Azure, GCS).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
+from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.dataset as pads
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import SchemaMismatchError
 
-from sde.errors import InputError
+from sde.errors import ConfigError, InputError
 
 APPEND_ONLY = {"delta.appendOnly": "true"}
 REMOTE_SCHEMES = ("s3://", "s3a://", "az://", "abfs://", "abfss://", "gs://")
@@ -33,7 +36,8 @@ REMOTE_SCHEMES = ("s3://", "s3a://", "az://", "abfs://", "abfss://", "gs://")
 class RemoteTable:
     """A table (or a folder of tables) on object storage, e.g. ``s3://lake/linked/gp``.
     ``storage_options`` are delta-rs's (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ...);
-    they are never shown (not in ``repr``, not in a message)."""
+    they are never shown (not in ``repr``, not in a message). A ``gs://`` location's
+    options are checked and completed for delta-rs on creation (:func:`gcs_storage_options`)."""
 
     uri: str
     storage_options: Mapping[str, str] = field(default_factory=dict, repr=False, hash=False)
@@ -43,6 +47,8 @@ class RemoteTable:
             raise InputError(
                 f"an object-storage location must start with one of {', '.join(REMOTE_SCHEMES)}"
             )
+        if self.uri.startswith("gs://"):
+            object.__setattr__(self, "storage_options", gcs_storage_options(self.storage_options))
 
     @property
     def name(self) -> str:
@@ -56,6 +62,111 @@ class RemoteTable:
 
 
 Location = Path | RemoteTable
+
+GCS_BASE_URL: Final = "GOOGLE_BASE_URL"
+GCS_ALLOW_HTTP: Final = "GOOGLE_ALLOW_HTTP"
+GCS_UNAUTHENTICATED: Final = "GOOGLE_SKIP_SIGNATURE"
+_GCS_CREDENTIALS: Final = (
+    "GOOGLE_SERVICE_ACCOUNT",
+    "GOOGLE_SERVICE_ACCOUNT_PATH",
+    "GOOGLE_SERVICE_ACCOUNT_KEY",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+)
+_TRUE: Final = frozenset({"true", "1", "yes", "on"})
+
+
+def _flag(options: Mapping[str, str], name: str) -> bool:
+    return options.get(name, "").strip().lower() in _TRUE
+
+
+def gcs_unauthenticated(options: Mapping[str, str]) -> bool:
+    """Whether ``options`` reach a GCS emulator with no credentials at all
+    (``GOOGLE_SKIP_SIGNATURE``; :func:`gcs_storage_options` has checked the rest)."""
+    return _flag({k.upper(): v for k, v in options.items()}, GCS_UNAUTHENTICATED)
+
+
+def _emulator_key(base_url: str) -> str:
+    # object_store's documented emulator form: a service-account key with no key in it,
+    # which turns OAuth off (empty bearer token) and names the endpoint.
+    return json.dumps(
+        {
+            "gcs_base_url": base_url.rstrip("/"),
+            "disable_oauth": True,
+            "client_email": "",
+            "private_key": "",
+            "private_key_id": "",
+        },
+        sort_keys=True,
+    )
+
+
+def gcs_storage_options(options: Mapping[str, str]) -> dict[str, str]:
+    """Check a ``gs://`` location's options and give delta-rs what it needs.
+
+    - ``GOOGLE_BASE_URL`` (a GCS emulator or a private endpoint) must be a bare
+      ``http(s)://host[:port]``; plain ``http`` needs ``GOOGLE_ALLOW_HTTP`` and
+      ``GOOGLE_SKIP_SIGNATURE``: a plain-http address would carry the lake's access
+      tokens in clear, so it is only for an emulator that takes none.
+    - ``GOOGLE_SKIP_SIGNATURE`` (no credentials at all) needs a plain-http
+      ``GOOGLE_BASE_URL`` and no credential beside it: never a silent fallback to
+      anonymous access. delta-rs's GCS client (object_store 0.13) still asks for an OAuth
+      token on every upload when it is on, so the emulator form object_store documents is
+      added: a ``GOOGLE_SERVICE_ACCOUNT_KEY`` holding no key, ``disable_oauth`` and the
+      endpoint.
+
+    Messages name options, never their values."""
+    upper = {k.upper(): v for k, v in options.items()}
+    out = dict(options)
+    base = upper.get(GCS_BASE_URL)
+    unauthenticated = _flag(upper, GCS_UNAUTHENTICATED)
+    if base is not None:
+        parts = urlsplit(base)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or "@" in parts.netloc
+            or parts.path not in ("", "/")
+            or parts.query
+            or parts.fragment
+        ):
+            raise ConfigError(
+                f"the lake's {GCS_BASE_URL} must be a bare http(s)://host[:port] address "
+                "(no path, user, query or fragment)"
+            )
+        if parts.scheme == "http":
+            if not _flag(upper, GCS_ALLOW_HTTP):
+                raise ConfigError(
+                    f"the lake's {GCS_BASE_URL} is plain http: set {GCS_ALLOW_HTTP} to true "
+                    "to allow it"
+                )
+            if not unauthenticated:
+                raise ConfigError(
+                    f"the lake's {GCS_BASE_URL} is plain http, which would carry the lake's "
+                    f"access tokens in clear: it is only for a GCS emulator, with "
+                    f"{GCS_UNAUTHENTICATED} set to true (no credentials)"
+                )
+    if not unauthenticated:
+        return out
+    if base is None or urlsplit(base).scheme != "http":
+        raise ConfigError(
+            f"{GCS_UNAUTHENTICATED} (no credentials at all) is only for a GCS emulator: set "
+            f"{GCS_BASE_URL} to its plain-http address (with {GCS_ALLOW_HTTP})"
+        )
+    key = _emulator_key(base)
+    given = [
+        name
+        for name in _GCS_CREDENTIALS
+        if name in upper and not (name == "GOOGLE_SERVICE_ACCOUNT_KEY" and upper[name] == key)
+    ]
+    if given:
+        raise ConfigError(
+            f"{GCS_UNAUTHENTICATED} turns credentials off, but {', '.join(given)} is set: "
+            "give one or the other"
+        )
+    for name in [k for k in out if k.upper() == "GOOGLE_SERVICE_ACCOUNT_KEY"]:
+        del out[name]
+    out["GOOGLE_SERVICE_ACCOUNT_KEY"] = key
+    return out
 
 
 def _open(table: Location, version: int | None = None) -> DeltaTable:

@@ -1,7 +1,13 @@
 """Small file operations in a lake zone, wherever the lake is: a local folder (pathlib)
 or a prefix of an object store (``pyarrow.fs``: ``S3FileSystem``, ``AzureFileSystem``,
 ``GcsFileSystem``, built from the same delta-rs storage options as
-:class:`~sde.adapters.delta.RemoteTable`).
+:class:`~sde.adapters.delta.RemoteTable`). The file systems are built once per store and
+options in a process (:func:`filesystem`).
+
+On GCS the folders of a zone are listed through delta-rs's own client (object_store,
+``deltalake.fs.DeltaStorageHandler``, given the table's options): pyarrow's
+``GcsFileSystem`` lists only objects, so it never sees a folder that is only a prefix of
+other objects, as every folder delta-rs writes is.
 
 Only what sde needs beside the Delta tables themselves: whether something is there, the
 tables of a zone, a small file (an extract's manifest) read and written whole, a folder
@@ -14,16 +20,19 @@ the store's own message (which might echo a request) nor an option's value.
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
 
 import pyarrow.fs as pafs
+from deltalake.fs import DeltaStorageHandler
 
-from sde.adapters.delta import Location, RemoteTable
+from sde.adapters.delta import GCS_BASE_URL, Location, RemoteTable, gcs_unauthenticated
 from sde.errors import ConfigError
 
 DELTA_LOG = "_delta_log"
@@ -65,24 +74,80 @@ _UNUSABLE: Final = {
 silently reaching the store with the platform's default identity instead."""
 
 
-def filesystem(remote: RemoteTable) -> tuple[pafs.FileSystem, str]:
-    """A pyarrow file system for ``remote`` and the path of ``remote`` inside it."""
+GCS_RETRY_LIMIT: Final = timedelta(seconds=30)
+"""How long pyarrow's GCS client retries (its own default is 15 minutes), so an
+unreachable endpoint stops a command in seconds, not a quarter of an hour."""
+
+
+def _options(remote: RemoteTable) -> tuple[str, str, dict[str, str]]:
     scheme, _, rest = remote.uri.partition("://")
     options = {k.upper(): v for k, v in remote.storage_options.items()}
     unusable = [name for name in _UNUSABLE.get(scheme, ()) if name in options]
+    if scheme == "gs" and gcs_unauthenticated(options):
+        # the emulator form delta.gcs_storage_options put there: no credential in it
+        unusable = [name for name in unusable if name != "GOOGLE_SERVICE_ACCOUNT_KEY"]
     if unusable:
         raise ConfigError(
             f"sde cannot use {', '.join(unusable)} to reach a {scheme}:// lake yet (its file "
             "access, pyarrow, takes no such credential): use workload identity (the "
             "platform's default credentials)" + (" or an account key" if scheme != "gs" else "")
         )
-    if scheme in ("s3", "s3a"):
-        return _s3(options), rest.rstrip("/")
+    return scheme, rest, options
+
+
+def filesystem(remote: RemoteTable) -> tuple[pafs.FileSystem, str]:
+    """A pyarrow file system for ``remote`` and the path of ``remote`` inside it.
+
+    The file system is built once per store and options in this process (an LRU cache
+    keyed by them: the options, credentials among them, are held there, in this
+    process's memory, as they are in the ``RemoteTable``; never written anywhere), so a
+    page that lists a zone per request does not build a client each time."""
+    scheme, rest, options = _options(remote)
     if scheme in ("az", "abfs", "abfss"):
-        return _azure(scheme, rest, options)
-    if scheme == "gs":
-        return pafs.GcsFileSystem(), rest.rstrip("/")
+        authority, _, path = rest.partition("/")
+        container, at, host = authority.partition("@")
+        account = options.get("AZURE_STORAGE_ACCOUNT_NAME") or (host.split(".", 1)[0] if at else "")
+        if not account:
+            raise ConfigError("an Azure lake needs AZURE_STORAGE_ACCOUNT_NAME (or an abfss:// URL)")
+        return _cached("azure", account, _frozen(options)), f"{container}/{path}".rstrip("/")
+    if scheme in ("s3", "s3a", "gs"):
+        return _cached(scheme.rstrip("a"), "", _frozen(options)), rest.rstrip("/")
     raise ConfigError(f"no file system for {scheme}:// locations")  # pragma: no cover
+
+
+def _frozen(options: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(options.items()))
+
+
+@functools.lru_cache(maxsize=32)
+def _cached(kind: str, scope: str, options: tuple[tuple[str, str], ...]) -> pafs.FileSystem:
+    given = dict(options)
+    if kind == "s3":
+        return _s3(given)
+    if kind == "azure":
+        return _azure(scope, given)
+    if kind == "gs":
+        return _gcs(given)
+    if kind == "gs-listing":
+        # delta-rs's client over the bucket, with the table's own options
+        return pafs.PyFileSystem(DeltaStorageHandler(f"gs://{scope}", given))
+    raise ConfigError(f"no file system for {kind}")  # pragma: no cover
+
+
+def _gcs(options: Mapping[str, str]) -> pafs.GcsFileSystem:
+    """pyarrow's GCS client: the platform's default credentials (Application Default
+    Credentials, workload identity), or none at all for an emulator
+    (``GOOGLE_SKIP_SIGNATURE``, checked by :func:`sde.adapters.delta.gcs_storage_options`
+    to be a plain-http ``GOOGLE_BASE_URL`` with no credential beside it)."""
+    kwargs: dict[str, object] = {"retry_time_limit": GCS_RETRY_LIMIT}
+    base = options.get(GCS_BASE_URL)
+    if base:
+        parts = urlsplit(base)
+        kwargs["endpoint_override"] = parts.netloc
+        kwargs["scheme"] = parts.scheme
+    if gcs_unauthenticated(options):
+        kwargs["anonymous"] = True
+    return pafs.GcsFileSystem(**kwargs)
 
 
 def _s3(options: Mapping[str, str]) -> pafs.S3FileSystem:
@@ -114,12 +179,7 @@ def _s3(options: Mapping[str, str]) -> pafs.S3FileSystem:
     return pafs.S3FileSystem(**kwargs)
 
 
-def _azure(scheme: str, rest: str, options: Mapping[str, str]) -> tuple[pafs.AzureFileSystem, str]:
-    authority, _, path = rest.partition("/")
-    container, at, host = authority.partition("@")
-    account = options.get("AZURE_STORAGE_ACCOUNT_NAME") or (host.split(".", 1)[0] if at else "")
-    if not account:
-        raise ConfigError("an Azure lake needs AZURE_STORAGE_ACCOUNT_NAME (or an abfss:// URL)")
+def _azure(account: str, options: Mapping[str, str]) -> pafs.AzureFileSystem:
     kwargs: dict[str, object] = {}
     if "AZURE_STORAGE_ACCOUNT_KEY" in options:
         kwargs["account_key"] = options["AZURE_STORAGE_ACCOUNT_KEY"]
@@ -141,8 +201,7 @@ def _azure(scheme: str, rest: str, options: Mapping[str, str]) -> tuple[pafs.Azu
         kwargs["blob_storage_scheme"] = parts.scheme
         kwargs["dfs_storage_authority"] = parts.netloc
         kwargs["dfs_storage_scheme"] = parts.scheme
-    fs = pafs.AzureFileSystem(account, **kwargs)
-    return fs, f"{container}/{path}".rstrip("/")
+    return pafs.AzureFileSystem(account, **kwargs)
 
 
 def unavailable(location: Location, exc: BaseException) -> LakeUnavailable:
@@ -181,12 +240,22 @@ def folders(location: Location) -> list[str]:
         if not location.is_dir():
             return []
         return sorted(p.name for p in location.iterdir() if p.is_dir())
-    fs, path = filesystem(location)
+    fs, path = _listing_filesystem(location)
     try:
         infos = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
     except (OSError, ValueError) as exc:
         raise unavailable(location, exc) from None
     return sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory)
+
+
+def _listing_filesystem(remote: RemoteTable) -> tuple[pafs.FileSystem, str]:
+    """The file system that lists ``remote``'s folders: on GCS delta-rs's client over
+    the bucket (see the module's note), elsewhere :func:`filesystem`'s."""
+    if not remote.uri.startswith("gs://"):
+        return filesystem(remote)
+    _, rest, options = _options(remote)
+    bucket, _, path = rest.partition("/")
+    return _cached("gs-listing", bucket, _frozen(options)), path.rstrip("/")
 
 
 def list_tables(location: Location) -> list[str]:

@@ -117,9 +117,27 @@ PLAIN_OPTIONS: Final[Mapping[str, frozenset[str]]] = {
             "AZURE_FEDERATED_TOKEN_FILE",
         }
     ),
-    _GCS: frozenset({"GOOGLE_BUCKET_NAME"}),
+    _GCS: frozenset(
+        {
+            "GOOGLE_BUCKET_NAME",
+            "GOOGLE_BASE_URL",
+            "GOOGLE_ALLOW_HTTP",
+            "GOOGLE_SKIP_SIGNATURE",
+        }
+    ),
 }
-"""Options ``config.yaml`` may hold: addresses and switches, never a credential."""
+"""Options ``config.yaml`` may hold: addresses and switches, never a credential. For GCS,
+``GOOGLE_BASE_URL`` is an emulator or a private endpoint (``https://``; plain ``http://``
+only with ``GOOGLE_ALLOW_HTTP`` and ``GOOGLE_SKIP_SIGNATURE``, an emulator that takes no
+credentials); :func:`sde.adapters.delta.gcs_storage_options` checks them together."""
+
+GCS_EMULATOR_VARIABLES: Final = (
+    "CLOUD_STORAGE_EMULATOR_ENDPOINT",
+    "CLOUD_STORAGE_TESTBENCH_ENDPOINT",
+)
+"""Variables with which Google's C++ storage client (pyarrow's ``GcsFileSystem``) sends
+every request, and the platform's access tokens, to another address than the one it is
+given: refused in the environment of a process that opens a lake on ``gs://``."""
 
 CREDENTIAL_OPTIONS: Final[Mapping[str, frozenset[str]]] = {
     _S3: frozenset({"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}),
@@ -264,6 +282,8 @@ class LakeSettings:
         """The file's plain options with the environment's (``SDE_LAKE_<OPTION>``) on top.
         Refuses a variable that names no option of this store (a typo would otherwise
         leave a credential unused and the store's default chain in charge)."""
+        redirect = sorted(n for n in GCS_EMULATOR_VARIABLES if environment.get(n))
+        environment = {k: v for k, v in environment.items() if k not in GCS_EMULATOR_VARIABLES}
         if self.store is None:
             if environment:
                 raise ConfigError(
@@ -271,6 +291,12 @@ class LakeSettings:
                     "'lake: url': the lake is the local folder <home>/lake"
                 )
             return {}
+        if redirect and self.store == _GCS:
+            raise ConfigError(
+                f"{', '.join(redirect)} is set: Google's storage client would send the lake's "
+                "requests (and access tokens) there instead of lake.url's store; unset it "
+                "(an emulator is named by lake.options GOOGLE_BASE_URL)"
+            )
         allowed = PLAIN_OPTIONS[self.store] | CREDENTIAL_OPTIONS[self.store]
         options = dict(self.options)
         for variable, value in sorted(environment.items()):
@@ -312,9 +338,14 @@ def check_lake_url(value: object) -> str:
 
 
 def lake_environment(environ: Mapping[str, str]) -> dict[str, str]:
-    """The ``SDE_LAKE_*`` variables of an environment (for :func:`open_home`); entry
+    """The ``SDE_LAKE_*`` variables of an environment (for :func:`open_home`), and the
+    :data:`GCS_EMULATOR_VARIABLES` if set (so a ``gs://`` lake can refuse them); entry
     points call this with ``os.environ``."""
-    return {k: v for k, v in environ.items() if k.startswith(LAKE_ENV_PREFIX) and v}
+    return {
+        k: v
+        for k, v in environ.items()
+        if (k.startswith(LAKE_ENV_PREFIX) or k in GCS_EMULATOR_VARIABLES) and v
+    }
 
 
 @dataclass(frozen=True)
