@@ -8,8 +8,9 @@ ports on 127.0.0.1) and kube-apiserver on a free 127.0.0.1 port with:
 - a serving certificate it generates itself (``--cert-dir``; the file holds the
   certificate and the CA that signed it, valid for 127.0.0.1), given to the client as
   its CA bundle, so TLS is checked as in a real cluster;
-- static bearer tokens (``--token-auth-file``): an admin in ``system:masters`` and a
-  ``viewer`` with no rights, under RBAC;
+- static bearer tokens (``--token-auth-file``): an admin in ``system:masters``, a
+  ``viewer`` with no rights, and ``sde-hub-test`` with none until a test binds a Role to
+  it (the chart's hub Role, say), under RBAC;
 - a fresh RSA service-account signing key (the server will not start without one);
 - the default admission plugins, so Pod Security Admission is on, except
   ``ServiceAccount`` (it would refuse every pod until a controller-manager, which this
@@ -82,6 +83,7 @@ class KubeServer:
     url: str
     token: str
     viewer_token: str
+    hub_token: str
     ca_file: Path
     version: str
     workdir: Path
@@ -192,11 +194,13 @@ def start_server() -> KubeServer:
     workdir = Path(tempfile.mkdtemp(prefix="sde-kube-"))
     token = secrets.token_urlsafe(24)
     viewer_token = secrets.token_urlsafe(24)
+    hub_token = secrets.token_urlsafe(24)
     etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
     server = KubeServer(
         url=f"https://127.0.0.1:{api_port}",
         token=token,
         viewer_token=viewer_token,
+        hub_token=hub_token,
         ca_file=workdir / "certs" / "apiserver.crt",
         version=kube_version,
         workdir=workdir,
@@ -228,7 +232,8 @@ def start_server() -> KubeServer:
         signing_key, public_key = _write_keys(workdir)
         tokens = workdir / "tokens.csv"
         tokens.write_text(
-            f'{token},sde-admin,sde-admin,"system:masters"\n{viewer_token},viewer,viewer\n',
+            f'{token},sde-admin,sde-admin,"system:masters"\n{viewer_token},viewer,viewer\n'
+            f"{hub_token},sde-hub-test,sde-hub-test\n",
             encoding="utf-8",
         )
         tokens.chmod(0o600)

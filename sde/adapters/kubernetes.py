@@ -44,10 +44,12 @@ from sde.domain.workspaces import (
     PodSettings,
     build_default_deny,
     build_network_policy,
+    build_service_account,
     check_pod_restricted,
     label_safe,
     network_policy_name,
     project_selector,
+    service_account_name,
 )
 from sde.errors import ConfigError, InputError, NotFound, PolicyDenied, SdeError, StateError
 
@@ -82,6 +84,7 @@ KINDS: dict[str, Kind] = {
     for kind in (
         Kind("Namespace", "v1", "namespaces", namespaced=False),
         Kind("Pod", "v1", "pods", namespaced=True),
+        Kind("ServiceAccount", "v1", "serviceaccounts", namespaced=True),
         Kind("NetworkPolicy", "networking.k8s.io/v1", "networkpolicies", namespaced=True),
     )
 }
@@ -468,19 +471,24 @@ class WorkspaceCluster:
         self.api.replace(updated)
 
     def open_project(self, project_id: str) -> dict[str, Any]:
-        """The project's NetworkPolicy, as built by ``build_network_policy``, created at
-        the project's first spawn and replaced when it differs (so a changed setting
-        reaches the cluster). Returns the server's copy."""
+        """The project's ServiceAccount (``build_service_account``) and NetworkPolicy
+        (``build_network_policy``), created at the project's first spawn and replaced
+        when they differ (so a changed setting reaches the cluster). Returns the server's
+        copy of the NetworkPolicy."""
+        self._create_or_replace(build_service_account(self.settings, project_id=project_id))
         return self._create_or_replace(build_network_policy(self.settings, project_id=project_id))
 
     def close_project(self, project_id: str) -> list[str]:
-        """Delete every workspace pod of the project, then its NetworkPolicy (when the
-        project is suspended or closed). Returns what was removed, ``Kind/name``; an
-        empty list when there was nothing."""
+        """Delete every workspace pod of the project, then its NetworkPolicy and its
+        ServiceAccount (when the project is suspended or closed). Returns what was
+        removed, ``Kind/name``; an empty list when there was nothing."""
         removed = self._delete_pods(project_selector(project_id))
         policy = network_policy_name(project_id)
         if self.api.delete("NetworkPolicy", policy, self.namespace, missing_ok=True):
             removed.append(qualified("NetworkPolicy", policy))
+        account = service_account_name(project_id)
+        if self.api.delete("ServiceAccount", account, self.namespace, missing_ok=True):
+            removed.append(qualified("ServiceAccount", account))
         return removed
 
     def open_projects(self) -> list[str]:
@@ -581,11 +589,18 @@ def _names(items: Iterable[Mapping[str, Any]]) -> list[str]:
 
 
 def _same_object(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
-    """The server's object already says what ``wanted`` says: same spec, and every label
-    and annotation of ``wanted`` present with its value."""
+    """The server's object already says what ``wanted`` says: same spec (for a
+    ServiceAccount: same token mounting and exactly the same annotations, since an
+    annotation left over would keep a project bound to an identity), and every label and
+    annotation of ``wanted`` present with its value."""
     if current.get("spec") != wanted.get("spec"):
         return False
     have, want = _mapping(current.get("metadata")), _mapping(wanted.get("metadata"))
+    if wanted.get("kind") == "ServiceAccount" and (
+        current.get("automountServiceAccountToken") != wanted.get("automountServiceAccountToken")
+        or dict(_mapping(have.get("annotations"))) != dict(_mapping(want.get("annotations")))
+    ):
+        return False
     for field_name in ("labels", "annotations"):
         present = _mapping(have.get(field_name))
         if any(present.get(key) != value for key, value in _mapping(want.get(field_name)).items()):

@@ -75,7 +75,7 @@ def kubespawner_settings(
         "container_security_context": dict(container["securityContext"]),
         "pod_security_context": dict(spec["securityContext"]),
         "automount_service_account_token": False,
-        "service_account": None,
+        "service_account": spec["serviceAccountName"],
         "volumes": list(spec["volumes"]),
         "volume_mounts": list(container["volumeMounts"]),
         "working_dir": container["workingDir"],

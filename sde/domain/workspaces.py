@@ -539,6 +539,7 @@ class PodSettings:
     sde_service_port: int = 8800
     object_store_egress: tuple[ObjectStoreEgress, ...] = ()
     allow_wide_object_store_egress: bool = False
+    service_account_annotations: Labels = ()
 
     def __post_init__(self) -> None:
         for name in ("namespace", "dns_namespace"):
@@ -586,6 +587,7 @@ class PodSettings:
             raise ConfigError(
                 "workspaces setting 'allow_wide_object_store_egress' must be true or false"
             )
+        _check_service_account_annotations(self.service_account_annotations)
         if not isinstance(self.object_store_egress, tuple):
             raise ConfigError("workspaces 'object_store_egress' must be ObjectStoreEgress values")
         for block in self.object_store_egress:
@@ -642,6 +644,11 @@ class PodSettings:
             kwargs["object_store_egress"] = tuple(ObjectStoreEgress.from_mapping(i) for i in raw)
         if "allow_wide_object_store_egress" in data:
             kwargs["allow_wide_object_store_egress"] = data["allow_wide_object_store_egress"]
+        if "service_account_annotations" in data:
+            kwargs["service_account_annotations"] = _labels_from(
+                "workspaces setting 'service_account_annotations'",
+                data["service_account_annotations"],
+            )
         return cls(**kwargs)
 
     def scratch_and_tmp_bytes(self) -> str:
@@ -675,6 +682,7 @@ SETTING_KEYS: tuple[str, ...] = (
     "sde_service_port",
     "object_store_egress",
     "allow_wide_object_store_egress",
+    "service_account_annotations",
 )
 
 
@@ -759,6 +767,25 @@ def _check_labels(name: str, labels: object) -> None:
         keys.add(key)
 
 
+def _check_service_account_annotations(annotations: object) -> None:
+    """Annotation keys (qualified names) to text, ``{project}`` the only placeholder; the
+    keys sde sets itself are refused."""
+    where = "workspaces setting 'service_account_annotations'"
+    if not isinstance(annotations, tuple):
+        raise ConfigError(f"{where} must be pairs of annotation key and text")
+    for pair in annotations:
+        if not (isinstance(pair, tuple) and len(pair) == 2):
+            raise ConfigError(f"{where} must be pairs of annotation key and text")
+        key, value = pair
+        if not (isinstance(key, str) and is_label_key(key)):
+            raise ConfigError(f"{where}: {key!r} is not a valid annotation key")
+        if key == LABEL_PROJECT:
+            raise ConfigError(f"{where}: {key!r} is set by sde")
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: the value of {key!r} must be text")
+        _check_pattern(f"{where} {key!r}", value)
+
+
 def _check_pattern(where: str, pattern: str) -> None:
     rest = pattern.replace(PROJECT_PLACEHOLDER, "")
     if "{" in rest or "}" in rest:
@@ -814,6 +841,42 @@ def workspace_pod_name(project_id: str, person_id: str, session_name: str) -> st
 def network_policy_name(project_id: str) -> str:
     check_project_id(project_id)
     return f"sde-ws-{label_safe(project_id)}"
+
+
+def service_account_name(project_id: str) -> str:
+    """The project's own ServiceAccount, which its workspace pods run as (the same name
+    as its NetworkPolicy: objects of different kinds)."""
+    return network_policy_name(project_id)
+
+
+def build_service_account(settings: PodSettings, *, project_id: str) -> dict[str, Any]:
+    """The ServiceAccount a project's workspace pods run as: one per project, so that a
+    store reached by workload identity (``lake.workspace_credentials: none``) can tell
+    projects apart, each bound by ``service_account_annotations`` (``{project}``
+    replaced; e.g. ``eks.amazonaws.com/role-arn``, ``iam.gke.io/gcp-service-account``,
+    ``azure.workload.identity/client-id``) to an identity that reads only that project's
+    extract. No API token is mounted from it (nor by the pods)."""
+    annotations = {
+        key: value.replace(PROJECT_PLACEHOLDER, project_id)
+        for key, value in settings.service_account_annotations
+    }
+    annotations[LABEL_PROJECT] = project_id
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {
+            "name": service_account_name(project_id),
+            "namespace": settings.namespace,
+            "labels": {
+                LABEL_NAME: WORKSPACE_APP,
+                LABEL_COMPONENT: "service-account",
+                LABEL_MANAGED_BY: "sde",
+                LABEL_PROJECT: label_safe(project_id),
+            },
+            "annotations": annotations,
+        },
+        "automountServiceAccountToken": False,
+    }
 
 
 # --- Pod -----------------------------------------------------------------------------
@@ -934,6 +997,7 @@ def build_pod(
     }
     spec: dict[str, Any] = {
         "restartPolicy": "Never",
+        "serviceAccountName": service_account_name(project_id),
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "hostNetwork": False,

@@ -28,12 +28,17 @@ import pytest
 import yaml
 from traitlets.config import Config
 
+from sde.adapters.kubernetes import KubeApi, KubeForbidden, WorkspaceCluster
 from sde.adapters.rego_embedded import policy_bundle_hash, policy_files
 from sde.domain.workspaces import (
     PodSettings,
     build_default_deny,
     build_network_policy,
+    build_pod,
+    build_service_account,
     check_pod_restricted,
+    network_policy_name,
+    service_account_name,
 )
 from sde.hub.oidc import HubAuthSettings
 from sde.services.home import Settings, open_home
@@ -583,6 +588,24 @@ def test_the_migration_job_is_a_pre_install_and_pre_upgrade_hook(rendered: list[
     )
 
 
+def test_workspace_service_accounts_are_bound_as_the_values_say(chart: helm.Chart) -> None:
+    role = "arn:aws:iam::123456789012:role/sde-extract-{project}"
+    values = {"workspaces": {"serviceAccountAnnotations": {"eks.amazonaws.com/role-arn": role}}}
+    settings = PodSettings.from_mapping(config_yaml(render(chart, values))["workspaces"])
+    account = build_service_account(settings, project_id="diabetes")
+    assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] == (
+        "arn:aws:iam::123456789012:role/sde-extract-diabetes"
+    )
+    default = PodSettings.from_mapping(config_yaml(render(chart, {}))["workspaces"])
+    assert default.service_account_annotations == ()
+    with pytest.raises(helm.HelmError, match=r"invalid propertyName .bad key!."):
+        chart.render(
+            {"workspaces": {"serviceAccountAnnotations": {"bad key!": "x"}}},
+            name=RELEASE,
+            namespace=NAMESPACE,
+        )
+
+
 def test_rbac_is_minimal(rendered: list[Doc]) -> None:
     settings = PodSettings.from_mapping(config_yaml(rendered)["workspaces"])
     roles = by_kind(rendered, "Role")
@@ -591,6 +614,7 @@ def test_rbac_is_minimal(rendered: list[Doc]) -> None:
         ("", "pods"): {"get", "list", "watch", "create", "delete"},
         ("", "events"): {"get", "list", "watch"},
         ("networking.k8s.io", "networkpolicies"): {"get", "create", "update", "delete"},
+        ("", "serviceaccounts"): {"get", "create", "update", "delete"},
     }
     for rule in roles[0]["rules"]:
         for group in rule["apiGroups"]:
@@ -1076,6 +1100,53 @@ def test_a_real_api_server_admits_every_object_and_pod_under_restricted(
         assert not may("update", "namespaces", "", workspaces)
         assert not may("get", "namespaces", "", "kube-system")
         assert not may("create", "pods", "kube-system")
+        assert may("create", "serviceaccounts", workspaces)
+        assert not may("create", "serviceaccounts", namespace)
+        assert not may("create", "serviceaccounts/token", workspaces)
+
+        # And sde's own cluster code, run as a user given exactly the hub's roles, does
+        # all it does: the workspaces namespace checked, a project opened (its
+        # ServiceAccount and NetworkPolicy), a pod made, listed and removed, the project
+        # closed. A verb missing from the Role would fail here, not in production.
+        for doc in docs:
+            if doc["kind"] in ("RoleBinding", "ClusterRoleBinding"):
+                bound = copy.deepcopy(doc)
+                bound["metadata"]["name"] += "-test-user"
+                bound["subjects"] = [
+                    {
+                        "kind": "User",
+                        "name": "sde-hub-test",
+                        "apiGroup": "rbac.authorization.k8s.io",
+                    }
+                ]
+                assert create(bound).status_code == 201
+        config = one(docs, "ConfigMap", f"{RELEASE}-config", namespace)["data"]["config.yaml"]
+        settings = PodSettings.from_mapping(yaml.safe_load(config)["workspaces"])
+        assert settings.namespace == workspaces
+        with KubeApi(server.url, server.hub_token, server.ca_file) as api:
+            hub = WorkspaceCluster(api, settings)
+            hub.ensure_namespace()
+            hub.open_project("diabetes")
+            hub.create_workspace_pod(
+                build_pod(
+                    settings, project_id="diabetes", person_id="alice", session_name="lab", env={}
+                )
+            )
+            [pod] = hub.workspace_pods()
+            assert (pod.person, pod.project) == ("alice", "diabetes")
+            assert hub.stop_person("alice") == [f"Pod/{pod.name}"]
+            assert hub.close_project("diabetes") == [
+                f"NetworkPolicy/{network_policy_name('diabetes')}",
+                f"ServiceAccount/{service_account_name('diabetes')}",
+            ]
+            with pytest.raises(KubeForbidden):
+                api.create(
+                    {
+                        "apiVersion": "v1",
+                        "kind": "Pod",
+                        "metadata": {"name": "x", "namespace": namespace},
+                    }
+                )
     finally:
         session.close()
 

@@ -12,6 +12,7 @@ included. Each test works in a namespace of its own.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -39,6 +40,7 @@ from sde.domain.workspaces import (
     build_pod,
     check_pod_restricted,
     network_policy_name,
+    service_account_name,
 )
 from sde.errors import ConfigError, InputError, NotFound, PolicyDenied, StateError
 from tests.kube_server import KubeServer
@@ -293,10 +295,56 @@ def test_close_project_removes_its_pods_and_policy_only(cluster: WorkspaceCluste
     pods_removed = sorted(
         [f"Pod/{names['diabetes-2026', 'alice']}", f"Pod/{names['diabetes-2026', 'bob']}"]
     )
-    assert removed == [*pods_removed, f"NetworkPolicy/{network_policy_name('diabetes-2026')}"]
+    assert removed == [
+        *pods_removed,
+        f"NetworkPolicy/{network_policy_name('diabetes-2026')}",
+        f"ServiceAccount/{service_account_name('diabetes-2026')}",
+    ]
     assert pod_names(cluster) == {names["asthma-2026", "alice"]}
     assert policy_names(cluster) == {"sde-default-deny", network_policy_name("asthma-2026")}
+    accounts = cluster.api.list("ServiceAccount", cluster.namespace, {LABEL_NAME: WORKSPACE_APP})
+    assert [a["metadata"]["name"] for a in accounts] == [service_account_name("asthma-2026")]
     assert cluster.close_project("diabetes-2026") == []  # idempotent
+
+
+def test_each_project_runs_as_its_own_service_account_bound_as_configured(
+    cluster: WorkspaceCluster,
+) -> None:
+    """One ServiceAccount per project, annotated for workload identity with the project
+    put in; no token mounted; the pods run as it; a changed or removed annotation reaches
+    the cluster (a binding left over would keep the project's old identity)."""
+    role = "arn:aws:iam::123456789012:role/sde-{project}"
+    bound = dataclasses.replace(
+        cluster.settings,
+        service_account_annotations=(("eks.amazonaws.com/role-arn", role),),
+    )
+    cluster = WorkspaceCluster(cluster.api, bound)
+    cluster.ensure_namespace()
+    for project in ("diabetes-2026", "asthma-2026"):
+        cluster.open_project(project)
+    pod = cluster.create_workspace_pod(workspace_pod(cluster, "diabetes-2026", "alice"))
+    assert pod["spec"]["serviceAccountName"] == service_account_name("diabetes-2026")
+    assert pod["spec"]["automountServiceAccountToken"] is False
+    accounts = {
+        a["metadata"]["name"]: a
+        for a in cluster.api.list("ServiceAccount", cluster.namespace, {LABEL_NAME: WORKSPACE_APP})
+    }
+    assert set(accounts) == {service_account_name(p) for p in ("diabetes-2026", "asthma-2026")}
+    account = accounts[service_account_name("diabetes-2026")]
+    assert account["automountServiceAccountToken"] is False
+    assert account["metadata"]["annotations"] == {
+        "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/sde-diabetes-2026",
+        "sde/project": "diabetes-2026",
+    }
+    # The binding removed from the settings is removed from the cluster at the next spawn.
+    cluster = WorkspaceCluster(
+        cluster.api, dataclasses.replace(bound, service_account_annotations=())
+    )
+    cluster.open_project("diabetes-2026")
+    account = cluster.api.get(
+        "ServiceAccount", service_account_name("diabetes-2026"), cluster.namespace
+    )
+    assert account["metadata"]["annotations"] == {"sde/project": "diabetes-2026"}
 
 
 def test_stop_person_removes_only_that_persons_pods(cluster: WorkspaceCluster) -> None:

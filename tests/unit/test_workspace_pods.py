@@ -20,11 +20,13 @@ from sde.domain.workspaces import (
     Toleration,
     build_network_policy,
     build_pod,
+    build_service_account,
     check_env,
     check_pod_restricted,
     format_bytes,
     label_safe,
     parse_quantity,
+    service_account_name,
     workspace_labels,
     workspace_pod_name,
 )
@@ -345,6 +347,7 @@ EXPECTED_POD: dict[str, Any] = {
     },
     "spec": {
         "restartPolicy": "Never",
+        "serviceAccountName": "sde-ws-diabetes-2026",
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "hostNetwork": False,
@@ -1001,3 +1004,45 @@ def test_the_policy_lets_the_pods_reach_only_the_stores_blocks() -> None:
         assert rule["to"]
         assert rule["ports"]
         assert "except" not in walk_keys(rule)
+
+
+def test_each_project_has_its_own_service_account_bound_as_configured() -> None:
+    settings = PodSettings.from_mapping(
+        {
+            "service_account_annotations": {
+                "iam.gke.io/gcp-service-account": "sde-{project}@lab.iam.gserviceaccount.com"
+            }
+        }
+    )
+    account = build_service_account(settings, project_id="diabetes-2026")
+    assert account["kind"] == "ServiceAccount"
+    assert account["metadata"]["name"] == service_account_name("diabetes-2026")
+    assert account["metadata"]["namespace"] == settings.namespace
+    assert account["automountServiceAccountToken"] is False
+    assert account["metadata"]["annotations"] == {
+        "iam.gke.io/gcp-service-account": "sde-diabetes-2026@lab.iam.gserviceaccount.com",
+        "sde/project": "diabetes-2026",
+    }
+    other = build_service_account(settings, project_id="asthma")
+    assert other["metadata"]["name"] != account["metadata"]["name"]
+    built = build_pod(
+        settings, project_id="diabetes-2026", person_id="alice", session_name="lab", env={}
+    )
+    assert built["spec"]["serviceAccountName"] == account["metadata"]["name"]
+    assert built["spec"]["automountServiceAccountToken"] is False
+
+
+@pytest.mark.parametrize(
+    ("annotations", "said"),
+    [
+        ({"not a key!": "x"}, "is not a valid annotation key"),
+        ({"sde/project": "other"}, "is set by sde"),
+        ({"eks.amazonaws.com/role-arn": "arn:{person}"}, "only the placeholder {project}"),
+        ({"eks.amazonaws.com/role-arn": 7}, "must be a mapping of names to text"),
+    ],
+)
+def test_service_account_annotations_that_cannot_be_used_are_refused(
+    annotations: dict[str, Any], said: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(said)):
+        PodSettings.from_mapping({"service_account_annotations": annotations})
