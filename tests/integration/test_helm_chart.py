@@ -468,6 +468,33 @@ def test_only_the_public_port_is_open_to_anywhere(rendered: list[Doc]) -> None:
                 assert rule["ports"] == [{"protocol": "TCP", "port": 8000}]
 
 
+def test_the_register_is_rebuilt_on_a_schedule_reaching_only_the_database_and_dns(
+    chart: helm.Chart,
+) -> None:
+    """On by default: every decision, extract, release and sanction is published (and a
+    new checkpoint) without anyone remembering to; it can be switched off."""
+    docs = render(chart, {})
+    job = one(docs, "CronJob", f"{RELEASE}-register")
+    assert job["spec"]["schedule"] == "*/15 * * * *"
+    assert job["spec"]["concurrencyPolicy"] == "Forbid"
+    pod = pod_template(job)
+    [container] = pod["spec"]["containers"]
+    assert container["command"] == ["sde", "register", "build", "--home", "/srv/sde/run/home"]
+    assert "env" not in container  # a lake on a claim: no credential to pass
+    assert pod["spec"]["initContainers"][0]["name"] == "prepare-home"
+    policy = one(docs, "NetworkPolicy", f"{RELEASE}-register")
+    assert policy["spec"]["ingress"] == []
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= (
+        pod["metadata"]["labels"].items()
+    )
+    ports = sorted(p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"])
+    assert ports == [53, 53, 5432]  # DNS (UDP, TCP) and the database; not OPA, not the web
+    off = render(chart, {"register": {"enabled": False}})
+    names = {(d["kind"], d["metadata"]["name"]) for d in off}
+    assert ("CronJob", f"{RELEASE}-register") not in names
+    assert ("NetworkPolicy", f"{RELEASE}-register") not in names
+
+
 def test_opa_reaches_nothing(rendered: list[Doc]) -> None:
     opa = one(rendered, "NetworkPolicy", f"{RELEASE}-opa")
     assert opa["spec"]["egress"] == []
@@ -761,7 +788,12 @@ def test_the_init_container_assembles_a_working_home(chart: helm.Chart, tmp_path
         for doc in workloads(docs)
         if pod_template(doc)["spec"].get("initContainers")
     }
-    assert set(init) == {f"{RELEASE}-hub", f"{RELEASE}-airlock", f"{RELEASE}-ingest"}
+    assert set(init) == {
+        f"{RELEASE}-hub",
+        f"{RELEASE}-airlock",
+        f"{RELEASE}-ingest",
+        f"{RELEASE}-register",
+    }
     assert {tuple(c) for c in init.values()} == {("python", "/etc/sde/bin/prepare_home.py")}
 
 
@@ -776,7 +808,13 @@ def test_the_database_ca_reaches_every_pod_that_opens_the_database(chart: helm.C
         "key": "ca.crt",
     }
     docs = render(chart, PRODUCTION)
-    opening = {f"{RELEASE}-hub", f"{RELEASE}-airlock", f"{RELEASE}-ingest", f"{RELEASE}-migrations"}
+    opening = {
+        f"{RELEASE}-hub",
+        f"{RELEASE}-airlock",
+        f"{RELEASE}-ingest",
+        f"{RELEASE}-migrations",
+        f"{RELEASE}-register",
+    }
     seen = set()
     for doc in workloads(docs):
         pod = pod_template(doc)["spec"]
@@ -845,6 +883,7 @@ def test_the_owner_migrates_and_sde_runs_as_a_role_that_owns_nothing(chart: helm
         f"{RELEASE}-hub": {"database-url"},
         f"{RELEASE}-airlock": {"database-url"},
         f"{RELEASE}-ingest": {"database-url"},
+        f"{RELEASE}-register": {"database-url"},
     }
     default = render(chart, {})
     job = pod_template(one(default, "Job", f"{RELEASE}-migrations"))["spec"]["containers"][0]
@@ -1230,7 +1269,12 @@ class TestLakeOnObjectStorage:
                 env = lake_env(container)
                 if env:
                     seen[doc["metadata"]["name"]] = env
-        assert set(seen) == {f"{RELEASE}-hub", f"{RELEASE}-airlock", f"{RELEASE}-ingest"}
+        assert set(seen) == {
+            f"{RELEASE}-hub",
+            f"{RELEASE}-airlock",
+            f"{RELEASE}-ingest",
+            f"{RELEASE}-register",
+        }
         for env in seen.values():
             assert set(env) == set(LAKE_ENV)
             for name, entry in env.items():
@@ -1246,7 +1290,12 @@ class TestLakeOnObjectStorage:
             for rule in policy["spec"].get("egress") or []:
                 if {"ipBlock": {"cidr": "203.0.113.0/24"}} in rule.get("to", []):
                     reaching[policy["metadata"]["name"]] = rule
-        assert set(reaching) == {f"{RELEASE}-hub", f"{RELEASE}-airlock", f"{RELEASE}-ingest"}
+        assert set(reaching) == {
+            f"{RELEASE}-hub",
+            f"{RELEASE}-airlock",
+            f"{RELEASE}-ingest",
+            f"{RELEASE}-register",
+        }
         for rule in reaching.values():
             assert rule["to"] == [{"ipBlock": {"cidr": "203.0.113.0/24"}}]
             assert rule["ports"] == [
