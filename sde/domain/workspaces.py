@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from sde.domain.credentials import looks_like_credential
 from sde.domain.projects import check_person_id, check_project_id
 from sde.errors import ConfigError, InputError
 
@@ -80,11 +81,6 @@ _LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SESSION_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
-# Names that suggest a secret. Secrets reach a pod through secretKeyRef, never as literals
-# in the pod spec (anyone who can read the pod could read them).
-_SECRET_ENV = re.compile(
-    r"(^|_)KEY$|ACCESS_KEY|SECRET|PASSWORD|PASSWD|TOKEN|CREDENTIAL|PRIVATE", re.I
-)
 # A Secret's data key (k8s.io/apimachinery IsConfigMapKey).
 _SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
 # An object-store URL as a workspace is given it: scheme://bucket[/prefix], no spaces,
@@ -377,7 +373,8 @@ class StoreExtract:
                 raise ConfigError(f"{where}: 'options' must be pairs of name and value")
             name, value = pair
             _check_store_name(f"{where}: option", name, names)
-            if _SECRET_ENV.search(name) and not name.endswith("_FILE"):
+            # Secrets reach a pod through secretKeyRef, never as literals in its spec.
+            if looks_like_credential(name) and not name.endswith("_FILE"):
                 raise ConfigError(
                     f"{where}: option {name!r} looks like a credential: credentials reach "
                     "a pod by secretKeyRef only"
@@ -894,7 +891,7 @@ def check_env(env: Mapping[str, str]) -> dict[str, str]:
             raise InputError(f"workspace env name {name!r} is not a valid variable name")
         if name in RESERVED_ENV:
             raise InputError(f"workspace env name {name!r} is set by sde and cannot be given")
-        if _SECRET_ENV.search(name):
+        if looks_like_credential(name):
             raise InputError(
                 f"workspace env name {name!r} looks like a secret: secrets never go into a "
                 "pod spec as literals"

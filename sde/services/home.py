@@ -37,6 +37,7 @@ from typing import Any, Final
 import yaml
 
 from sde.adapters.delta import REMOTE_SCHEMES, Location, RemoteTable
+from sde.domain.credentials import looks_like_credential
 from sde.domain.projects import check_project_id
 from sde.domain.pseudonyms import MASTER_KEY_BYTES
 from sde.errors import ConfigError
@@ -153,7 +154,6 @@ CREDENTIAL_OPTIONS: Final[Mapping[str, frozenset[str]]] = {
 }
 """Options that only the environment (``SDE_LAKE_<OPTION>``) may give."""
 
-_SECRET_WORDS: Final = ("SECRET", "ACCESS_KEY", "ACCOUNT_KEY", "TOKEN", "PASSWORD", "SAS", "KEY")
 
 WORKSPACE_CREDENTIALS: Final = ("none", "per_project_secret", "inherit")
 """How a workspace session gets credentials for its project's extract on object storage:
@@ -162,10 +162,6 @@ its credentials from the platform, e.g. workload identity bound to the project),
 ``per_project_secret`` (a Kubernetes Secret per project, named by ``project_credentials``,
 holding read-only credentials for that project's prefix) or ``inherit`` (the service's
 own credentials: a development setting for the local spawner, never for production)."""
-
-
-def _looks_secret(name: str) -> bool:
-    return any(word in name for word in _SECRET_WORDS)
 
 
 @dataclass(frozen=True)
@@ -207,7 +203,7 @@ class LakeSettings:
         known = {"url", "options", "workspace_credentials", "project_credentials"}
         unknown = sorted(str(k) for k in data if k not in known)
         if unknown:
-            secret = [k for k in unknown if _looks_secret(k.upper())]
+            secret = [k for k in unknown if looks_like_credential(k.upper())]
             if secret:
                 raise ConfigError(
                     f"config.yaml 'lake' holds a credential ({', '.join(secret)}): "
@@ -224,7 +220,7 @@ class LakeSettings:
         for key, value in raw_options.items():
             name = str(key).upper()
             if name not in PLAIN_OPTIONS[store]:
-                if name in CREDENTIAL_OPTIONS[store] or _looks_secret(name):
+                if name in CREDENTIAL_OPTIONS[store] or looks_like_credential(name):
                     raise ConfigError(
                         f"config.yaml 'lake.options' holds a credential ({key}): credentials "
                         f"come from the environment ({LAKE_ENV_PREFIX}{name}), never from "
