@@ -840,6 +840,11 @@ def network_policy_name(project_id: str) -> str:
     return f"sde-ws-{label_safe(project_id)}"
 
 
+AZURE_WORKLOAD_IDENTITY = "azure.workload.identity/"
+"""The prefix of Azure workload identity's annotations (``client-id`` on the
+ServiceAccount) and of the label its pods must carry (``use: "true"``)."""
+
+
 def service_account_name(project_id: str) -> str:
     """The project's own ServiceAccount, which its workspace pods run as (the same name
     as its NetworkPolicy: objects of different kinds)."""
@@ -929,6 +934,11 @@ def build_pod(
     labels = workspace_labels(project_id, person_id)
     check_session_name(session_name)
     labels[LABEL_SESSION] = session_name
+    if any(
+        key.startswith(AZURE_WORKLOAD_IDENTITY) for key, _ in settings.service_account_annotations
+    ):
+        # Azure's webhook gives its token only to pods that carry this label.
+        labels[AZURE_WORKLOAD_IDENTITY + "use"] = "true"
     fixed_env = dict(RESERVED_ENV, SDE_PROJECT=project_id, SDE_USER=person_id)
     store_env: dict[str, str] = {}
     credentials: list[dict[str, Any]] = []

@@ -1046,3 +1046,15 @@ def test_service_account_annotations_that_cannot_be_used_are_refused(
 ) -> None:
     with pytest.raises(ConfigError, match=re.escape(said)):
         PodSettings.from_mapping({"service_account_annotations": annotations})
+
+
+def test_azure_workload_identity_puts_its_label_on_the_pods() -> None:
+    azure = PodSettings.from_mapping(
+        {"service_account_annotations": {"azure.workload.identity/client-id": "0000-{project}"}}
+    )
+    built = build_pod(azure, project_id="asthma", person_id="alice", session_name="lab", env={})
+    assert built["metadata"]["labels"]["azure.workload.identity/use"] == "true"
+    plain = build_pod(
+        PodSettings(), project_id="asthma", person_id="alice", session_name="lab", env={}
+    )
+    assert "azure.workload.identity/use" not in plain["metadata"]["labels"]
