@@ -10,7 +10,6 @@ nothing lands under ``<home>/lake``, and a wrong key fails without showing a sec
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,18 +18,15 @@ import pytest
 import yaml
 from click.testing import Result
 
-from sde import workspace
 from sde.adapters import delta, lake_files
 from sde.adapters.delta import RemoteTable
-from sde.domain.nhs_number import normalise
-from sde.domain.pseudonyms import LinkagePseudonymiser, ProjectPseudonymiser
-from sde.services.extract import PATIENT_ID, extract_dir, read_manifest
+from sde.services.extract import extract_dir, read_manifest
 from sde.services.home import Home, init_home, lake_environment, open_home
-from sde.services.patient import record_history
 from sde.services.synth.files import synthesise
 from sde.services.wiring import control_plane, policy_engine
 from tests.factories import airlock_project
 from tests.integration.test_lake_object_store import cli
+from tests.lake_sessions import count_with_the_home, history_of_an_extracted_patient
 from tests.objstore import AzureServer, azure_server
 
 pytestmark = [pytest.mark.delta, pytest.mark.sql, pytest.mark.policy, pytest.mark.duckdb]
@@ -110,29 +106,13 @@ def test_a_patients_history_and_a_notebook_read_the_container(
     world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     home = world.home()
-    extracted = set(
-        delta.read(extract_dir(home, PROJECT) / "patients", columns=[PATIENT_ID])
-        .column(PATIENT_ID)
-        .to_pylist()
-    )
-    linkage = LinkagePseudonymiser(home.master_key())
-    project = ProjectPseudonymiser(home.master_key(), PROJECT)
-    with (home.sources / "patients.csv").open(newline="") as f:
-        numbers = [normalise(row["nhs_number"]) for row in csv.DictReader(f)]
-    number = next(n for n in numbers if n and project.pseudonym(linkage.pid(n)) in extracted)
-    with control_plane(home) as plane:
-        history = record_history(home, plane, number, actor="olu", audit=plane.audit)
+    history = history_of_an_extracted_patient(home, PROJECT)
     assert [use.project_id for use in history.projects] == [PROJECT]
     assert history.projects[0].in_latest_extract
 
     for name in ("SDE_API_URL", "SDE_TOKEN", "SDE_EXTRACT", "SDE_PROJECT", "SDE_HOME"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    con = workspace.connect(PROJECT, home=home, user="alice")
-    try:
-        [(n,)] = con.sql("select count(*) from patients").fetchall()
-    finally:
-        con.close()
+    n = count_with_the_home(home, PROJECT, tmp_path, monkeypatch)
     assert n == read_manifest(home, PROJECT).tables["patients"].rows_written
 
 

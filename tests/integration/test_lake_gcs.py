@@ -23,8 +23,6 @@ with), so the proxy drops the keys up to it. Everything else passes through unch
 
 from __future__ import annotations
 
-import csv
-import datetime as dt
 import http.client
 import json
 import os
@@ -42,24 +40,23 @@ from xml.etree import ElementTree
 import pytest
 from click.testing import Result
 
-from sde import workspace
 from sde.adapters import delta, lake_files
 from sde.adapters.delta import RemoteTable
 from sde.adapters.lake_files import LakeUnavailable
-from sde.domain.nhs_number import normalise
-from sde.domain.pseudonyms import LinkagePseudonymiser, ProjectPseudonymiser
-from sde.domain.workspace_tokens import mint, token_key
 from sde.errors import ConfigError
 from sde.hub.spawner import lake_session_env
-from sde.services.extract import PATIENT_ID, extract_dir, read_manifest
+from sde.services.extract import extract_dir, read_manifest
 from sde.services.home import Home, init_home, open_home
-from sde.services.patient import record_history
 from sde.services.synth.files import synthesise
 from sde.services.wiring import control_plane, policy_engine
-from sde.web.app import create_app
-from tests.browser import free_port, serve
+from tests.browser import free_port
 from tests.factories import airlock_project
 from tests.integration.test_lake_object_store import cli, write_lake_config
+from tests.lake_sessions import (
+    count_as_a_pod,
+    count_with_the_home,
+    history_of_an_extracted_patient,
+)
 from tests.processes import running
 
 pytestmark = [pytest.mark.delta, pytest.mark.sql, pytest.mark.policy, pytest.mark.duckdb]
@@ -224,18 +221,7 @@ def test_a_patients_history_and_a_notebook_read_the_bucket(
     world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     home = world.home()
-    extracted = set(
-        delta.read(extract_dir(home, PROJECT) / "patients", columns=[PATIENT_ID])
-        .column(PATIENT_ID)
-        .to_pylist()
-    )
-    linkage = LinkagePseudonymiser(home.master_key())
-    project = ProjectPseudonymiser(home.master_key(), PROJECT)
-    with (home.sources / "patients.csv").open(newline="") as f:
-        numbers = [normalise(row["nhs_number"]) for row in csv.DictReader(f)]
-    number = next(n for n in numbers if n and project.pseudonym(linkage.pid(n)) in extracted)
-    with control_plane(home) as plane:
-        history = record_history(home, plane, number, actor="olu", audit=plane.audit)
+    history = history_of_an_extracted_patient(home, PROJECT)
     assert history.has_record
     assert "patients" in [d.name for d in history.datasets]
     [use] = history.projects
@@ -244,12 +230,7 @@ def test_a_patients_history_and_a_notebook_read_the_bucket(
 
     for name in SESSION_VARS:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    con = workspace.connect(PROJECT, home=home, user="alice")
-    try:
-        [(n,)] = con.sql("select count(*) from patients").fetchall()
-    finally:
-        con.close()
+    n = count_with_the_home(home, PROJECT, tmp_path, monkeypatch)
     assert n == read_manifest(home, PROJECT).tables["patients"].rows_written
 
 
@@ -269,32 +250,7 @@ def test_a_session_reads_its_extract_by_url_with_the_plain_options(
         "GOOGLE_SERVICE_ACCOUNT_KEY": session["GOOGLE_SERVICE_ACCOUNT_KEY"],
     }
     assert json.loads(session["GOOGLE_SERVICE_ACCOUNT_KEY"])["private_key"] == ""
-    for folder in ("scratch", "outputs", "work"):
-        (tmp_path / folder).mkdir()
-    monkeypatch.chdir(tmp_path / "work")
-    token = mint(
-        token_key(home.master_key()),
-        person="alice",
-        project=PROJECT,
-        now=dt.datetime.now(dt.UTC),
-        hours=1,
-    )
-    with serve(create_app(home)) as url:
-        for name, value in {
-            **session,
-            "SDE_API_URL": url,
-            "SDE_TOKEN": token,
-            "SDE_PROJECT": PROJECT,
-            "SDE_USER": "alice",
-            "SDE_SCRATCH": str(tmp_path / "scratch"),
-            "SDE_OUTPUTS": str(tmp_path / "outputs"),
-        }.items():
-            monkeypatch.setenv(name, value)
-        con = workspace.connect()
-        try:
-            [(n,)] = con.sql("select count(*) from patients").fetchall()
-        finally:
-            con.close()
+    n = count_as_a_pod(home, PROJECT, session, tmp_path, monkeypatch)
     assert n == read_manifest(home, PROJECT).tables["patients"].rows_written
 
 

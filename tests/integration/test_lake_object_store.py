@@ -12,8 +12,6 @@ secret; a config file holding a credential is refused by the option's name."""
 
 from __future__ import annotations
 
-import csv
-import datetime as dt
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -23,14 +21,10 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
-from sde import workspace
 from sde.adapters import delta, lake_files
 from sde.adapters.delta import RemoteTable
 from sde.adapters.lake_files import LakeUnavailable
 from sde.cli import main
-from sde.domain.nhs_number import normalise
-from sde.domain.pseudonyms import LinkagePseudonymiser, ProjectPseudonymiser
-from sde.domain.workspace_tokens import mint, token_key
 from sde.errors import ConfigError, InputError
 from sde.hub.spawner import lake_session_env, lake_workspace_secret
 from sde.services.extract import PATIENT_ID, extract_dir, read_manifest
@@ -42,13 +36,15 @@ from sde.services.home import (
     lake_environment,
     open_home,
 )
-from sde.services.patient import record_history
 from sde.services.synth.files import synthesise
 from sde.services.wiring import control_plane, policy_engine
-from sde.web.app import create_app
 from sde.workspace.service import extract_location
-from tests.browser import serve
 from tests.factories import airlock_project
+from tests.lake_sessions import (
+    count_as_a_pod,
+    count_with_the_home,
+    history_of_an_extracted_patient,
+)
 from tests.objstore import S3Server, s3_server
 
 pytestmark = [pytest.mark.delta, pytest.mark.sql, pytest.mark.policy, pytest.mark.duckdb]
@@ -170,27 +166,8 @@ def test_nothing_of_the_lake_is_written_under_the_home(world: World) -> None:
     assert list(home.root.rglob("_delta_log")) == []
 
 
-def _patient_in_extract(world: World, home: Home) -> str:
-    extracted = set(
-        delta.read(extract_dir(home, PROJECT) / "patients", columns=[PATIENT_ID])
-        .column(PATIENT_ID)
-        .to_pylist()
-    )
-    linkage = LinkagePseudonymiser(home.master_key())
-    project = ProjectPseudonymiser(home.master_key(), PROJECT)
-    with (home.sources / "patients.csv").open(newline="") as f:
-        for row in csv.DictReader(f):
-            number = normalise(row["nhs_number"])
-            if number and project.pseudonym(linkage.pid(number)) in extracted:
-                return number
-    raise AssertionError("no source patient is in the extract")
-
-
 def test_a_patients_record_history_reads_the_store(world: World) -> None:
-    home = world.home()
-    number = _patient_in_extract(world, home)
-    with control_plane(home) as plane:
-        history = record_history(home, plane, number, actor="olu", audit=plane.audit)
+    history = history_of_an_extracted_patient(world.home(), PROJECT)
     assert history.has_record
     assert "patients" in [d.name for d in history.datasets]
     [use] = history.projects
@@ -208,13 +185,8 @@ def test_a_notebook_with_the_home_reads_the_extract_from_the_store(
     world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _clean_session(monkeypatch)
-    monkeypatch.chdir(tmp_path)
     home = world.home()
-    con = workspace.connect(PROJECT, home=home, user="alice")
-    try:
-        [(n,)] = con.sql("select count(*) from patients").fetchall()
-    finally:
-        con.close()
+    n = count_with_the_home(home, PROJECT, tmp_path, monkeypatch)
     assert n == read_manifest(home, PROJECT).tables["patients"].rows_written
 
 
@@ -228,32 +200,7 @@ def test_a_session_reads_its_extract_from_the_store_by_url(
     session = lake_session_env(home, PROJECT)
     assert session["SDE_EXTRACT"] == f"s3://{BUCKET}/{PREFIX}/projects/{PROJECT}/extract"
     assert session["AWS_SECRET_ACCESS_KEY"] == world.s3.secret_key  # inherit (development)
-    for folder in ("scratch", "outputs", "work"):
-        (tmp_path / folder).mkdir()
-    monkeypatch.chdir(tmp_path / "work")
-    token = mint(
-        token_key(home.master_key()),
-        person="alice",
-        project=PROJECT,
-        now=dt.datetime.now(dt.UTC),
-        hours=1,
-    )
-    with serve(create_app(home)) as url:
-        for name, value in {
-            **session,
-            "SDE_API_URL": url,
-            "SDE_TOKEN": token,
-            "SDE_PROJECT": PROJECT,
-            "SDE_USER": "alice",
-            "SDE_SCRATCH": str(tmp_path / "scratch"),
-            "SDE_OUTPUTS": str(tmp_path / "outputs"),
-        }.items():
-            monkeypatch.setenv(name, value)
-        con = workspace.connect()
-        try:
-            [(n,)] = con.sql("select count(*) from patients").fetchall()
-        finally:
-            con.close()
+    n = count_as_a_pod(home, PROJECT, session, tmp_path, monkeypatch)
     assert n == read_manifest(home, PROJECT).tables["patients"].rows_written
 
 
