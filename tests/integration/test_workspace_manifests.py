@@ -18,6 +18,7 @@ from sde.domain.workspaces import (
     PodSettings,
     build_network_policy,
     build_pod,
+    build_service_account,
     check_pod_restricted,
 )
 
@@ -62,6 +63,9 @@ FULL_SETTINGS: dict[str, Any] = {
         {"cidr": "2001:db8:20::/48"},
     ],
     "allow_wide_object_store_egress": False,
+    "service_account_annotations": {
+        "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/sde-extract-{project}"
+    },
 }
 SETTINGS = [PodSettings(), PodSettings.from_mapping(FULL_SETTINGS)]
 
@@ -95,6 +99,12 @@ def test_pod_is_a_valid_pod(settings: PodSettings) -> None:
 def test_network_policy_is_a_valid_network_policy(settings: PodSettings) -> None:
     policy = build_network_policy(settings, project_id="diabetes-2026")
     assert kubernetes_validate.validate(policy, NEWEST, strict=True)
+
+
+@pytest.mark.parametrize("settings", SETTINGS, ids=["defaults", "every-setting"])
+def test_service_account_is_a_valid_service_account(settings: PodSettings) -> None:
+    account = build_service_account(settings, project_id="diabetes-2026")
+    assert kubernetes_validate.validate(account, NEWEST, strict=True)
 
 
 @pytest.mark.parametrize("settings", SETTINGS, ids=["defaults", "every-setting"])
