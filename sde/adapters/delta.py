@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import pyarrow as pa
 import pyarrow.dataset as pads
@@ -77,6 +77,28 @@ _TRUE: Final = frozenset({"true", "1", "yes", "on"})
 
 def _flag(options: Mapping[str, str], name: str) -> bool:
     return options.get(name, "").strip().lower() in _TRUE
+
+
+def flag(options: Mapping[str, str], name: str) -> bool:
+    """A storage option that is a switch (``true``, ``1``, ``yes``, ``on``)."""
+    return _flag(options, name)
+
+
+def s3_endpoint(options: Mapping[str, str]) -> SplitResult | None:
+    """The lake's S3 endpoint (``AWS_ENDPOINT_URL``, else ``AWS_ENDPOINT``), checked as
+    every client of the lake needs it: an http(s) address, plain http only with
+    ``AWS_ALLOW_HTTP``. None: the store's own default."""
+    endpoint = options.get("AWS_ENDPOINT_URL") or options.get("AWS_ENDPOINT")
+    if not endpoint:
+        return None
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError("the lake's AWS_ENDPOINT_URL must be an http(s) address")
+    if parts.scheme == "http" and not _flag(options, "AWS_ALLOW_HTTP"):
+        raise ConfigError(
+            "the lake's AWS_ENDPOINT_URL is plain http: set AWS_ALLOW_HTTP to true to allow it"
+        )
+    return parts
 
 
 def gcs_unauthenticated(options: Mapping[str, str]) -> bool:

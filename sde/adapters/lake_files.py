@@ -32,12 +32,18 @@ from urllib.parse import urlsplit
 import pyarrow.fs as pafs
 from deltalake.fs import DeltaStorageHandler
 
-from sde.adapters.delta import GCS_BASE_URL, Location, RemoteTable, gcs_unauthenticated
+from sde.adapters.delta import (
+    GCS_BASE_URL,
+    Location,
+    RemoteTable,
+    flag,
+    gcs_unauthenticated,
+    s3_endpoint,
+)
 from sde.errors import ConfigError
 
 DELTA_LOG = "_delta_log"
 
-_TRUE = frozenset({"true", "1", "yes", "on"})
 _DENIED = (
     "ACCESS_DENIED",
     "AccessDenied",
@@ -58,10 +64,6 @@ _DENIED = (
 
 class LakeUnavailable(ConfigError):
     """The lake's store refused or could not be reached."""
-
-
-def _flag(options: Mapping[str, str], name: str) -> bool:
-    return options.get(name, "").strip().lower() in _TRUE
 
 
 _UNUSABLE: Final = {
@@ -152,15 +154,8 @@ def _gcs(options: Mapping[str, str]) -> pafs.GcsFileSystem:
 
 def _s3(options: Mapping[str, str]) -> pafs.S3FileSystem:
     kwargs: dict[str, object] = {}
-    endpoint = options.get("AWS_ENDPOINT_URL") or options.get("AWS_ENDPOINT")
-    if endpoint:
-        parts = urlsplit(endpoint)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConfigError("the lake's AWS_ENDPOINT_URL must be an http(s) address")
-        if parts.scheme == "http" and not _flag(options, "AWS_ALLOW_HTTP"):
-            raise ConfigError(
-                "the lake's AWS_ENDPOINT_URL is plain http: set AWS_ALLOW_HTTP to true to allow it"
-            )
+    parts = s3_endpoint(options)
+    if parts is not None:
         kwargs["endpoint_override"] = parts.netloc + parts.path.rstrip("/")
         kwargs["scheme"] = parts.scheme
     region = options.get("AWS_REGION") or options.get("AWS_DEFAULT_REGION")
@@ -175,7 +170,7 @@ def _s3(options: Mapping[str, str]) -> pafs.S3FileSystem:
         kwargs["role_arn"] = options["AWS_ROLE_ARN"]
         kwargs["session_name"] = options.get("AWS_ROLE_SESSION_NAME", "sde")
         kwargs["load_frequency"] = 900
-    kwargs["force_virtual_addressing"] = _flag(options, "AWS_VIRTUAL_HOSTED_STYLE_REQUEST")
+    kwargs["force_virtual_addressing"] = flag(options, "AWS_VIRTUAL_HOSTED_STYLE_REQUEST")
     return pafs.S3FileSystem(**kwargs)
 
 

@@ -22,9 +22,15 @@ message on stderr (it can quote a value) are switched off. A missing ``pyspark``
 jars, or a JVM that does not start is a :class:`~sde.errors.ConfigError` naming what is
 missing, shown without a trace.
 
-Locations are :data:`sde.adapters.delta.Location`; only a local folder is supported on
-Spark for now (object storage needs the Hadoop S3A/ABFS jars and credentials wiring: a
-:class:`~sde.adapters.delta.RemoteTable` is refused with a message saying so).
+Locations are :data:`sde.adapters.delta.Location`: a local folder, or a
+:class:`~sde.adapters.delta.RemoteTable` on S3 (``s3://`` / ``s3a://``), which Spark
+reaches through Hadoop's S3A connector (``hadoop-aws`` and the AWS SDK v2 modules, fetched
+by ``scripts/setup_spark.sh`` into the same folder). :func:`use_lake` gives the session
+the S3A settings of the table's bucket (endpoint, path style, TLS, region, credentials),
+from the table's storage options, in the session's Hadoop configuration only (never in
+Spark's own configuration, a command line or a message), and checks that the store
+answers. Tables on Azure or GCS are refused on Spark (their Hadoop connectors are not set
+up). See docs/spark.md.
 """
 
 from __future__ import annotations
@@ -36,13 +42,14 @@ import shutil
 import sys
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import pyarrow as pa
 
-from sde.adapters.delta import Location, RemoteTable
+from sde.adapters.delta import Location, RemoteTable, flag, s3_endpoint
 from sde.adapters.delta import version as delta_log_version
 from sde.errors import ConfigError, InputError, StateError
 
@@ -56,6 +63,8 @@ WriteMode = Literal["append", "overwrite", "error", "ignore"]
 # Jars that must be in ``jars_dir`` (by file-name prefix); the rest of the folder (Delta
 # kernel, Unity Catalog client) is put on the classpath as well.
 REQUIRED_JARS: Final = ("delta-spark_", "delta-storage-")
+S3A_JARS: Final = ("hadoop-aws-", "s3-2", "sdk-core-")
+"""Jars (by file-name prefix) that a lake on S3 needs in ``jars_dir`` (S3A and the SDK)."""
 SETUP_HINT: Final = "run `SDE_SETUP_SPARK=1 bash scripts/setup.sh` (or scripts/setup_spark.sh)"
 DELTA_EXTENSION: Final = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG: Final = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
@@ -131,6 +140,9 @@ def session_conf(
         "-Duser.timezone=UTC",
     ]
     if quick_jit:
+        # With the quick compiler only, the JVM reserves 48 MB for compiled code (not
+        # 240 MB): Spark with Delta and S3A fills it, and the JVM then stops compiling.
+        java_options.append("-XX:ReservedCodeCacheSize=240m")
         java_options.append("-XX:TieredStopAtLevel=1")
     return {
         "spark.master": f"local[{cores}]",
@@ -269,14 +281,190 @@ def stop(spark: SparkSession) -> None:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _local(location: Location, action: str) -> Path:
-    if isinstance(location, RemoteTable):
-        scheme = location.uri.split("://", 1)[0]
-        raise InputError(
-            f"{action} a Delta table on object storage ({scheme}://) through Spark is not "
-            "supported yet: sde's Spark engine reads and writes local tables only"
+# --- tables on object storage (S3, through Hadoop's S3A) ---------------------------------
+
+S3_SCHEMES: Final = ("s3://", "s3a://")
+_UNSUPPORTED_STORES: Final = {
+    "az": "Azure (az://, abfs://, abfss://) needs Hadoop's ABFS connector (hadoop-azure)",
+    "abfs": "Azure (az://, abfs://, abfss://) needs Hadoop's ABFS connector (hadoop-azure)",
+    "abfss": "Azure (az://, abfs://, abfss://) needs Hadoop's ABFS connector (hadoop-azure)",
+    "gs": "Google Cloud Storage (gs://) needs Google's GCS connector for Hadoop",
+}
+SIMPLE_CREDENTIALS: Final = "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider"
+TEMPORARY_CREDENTIALS: Final = "org.apache.hadoop.fs.s3a.TemporaryAWSCredentialsProvider"
+DEFAULT_CREDENTIALS: Final = "software.amazon.awssdk.auth.credentials.DefaultCredentialsProvider"
+"""The AWS SDK's default chain: environment, Java properties, web identity (STS),
+profile, container and instance credentials."""
+
+
+def _scheme(uri: str) -> str:
+    return uri.split("://", 1)[0]
+
+
+def _check_s3(location: RemoteTable) -> None:
+    if location.uri.startswith(S3_SCHEMES):
+        return
+    scheme = _scheme(location.uri)
+    missing = _UNSUPPORTED_STORES.get(scheme, f"{scheme}:// has no Hadoop connector set up")
+    raise InputError(
+        f"a lake on {scheme}:// is not supported on Spark: {missing}, which sde does not "
+        "fetch or test (only S3 is, through S3A); use --engine local"
+    )
+
+
+def spark_uri(location: Location) -> str:
+    """How Spark addresses ``location``: a local path, or ``s3a://bucket/key`` for a table
+    on S3 (delta-rs keeps ``s3://``). Azure and GCS are an :class:`InputError`."""
+    if isinstance(location, Path):
+        return str(location)
+    _check_s3(location)
+    return "s3a://" + location.uri.split("://", 1)[1]
+
+
+def _bucket(location: RemoteTable) -> str:
+    return location.uri.split("://", 1)[1].split("/", 1)[0]
+
+
+@dataclass(frozen=True)
+class S3aSettings:
+    """What Spark needs to reach one S3 bucket: Hadoop's S3A settings for that bucket only
+    (``fs.s3a.bucket.<bucket>.*``, so another bucket's are untouched) and Java system
+    properties (a web identity's role and token file, read by the AWS SDK's default
+    chain). ``hadoop`` may hold credentials: never shown (not in ``repr``)."""
+
+    bucket: str
+    hadoop: Mapping[str, str] = field(repr=False)
+    system_properties: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+
+def s3a_settings(location: RemoteTable) -> S3aSettings:
+    """The S3A settings for ``location``'s bucket from its storage options (delta-rs's
+    names), with the checks :mod:`sde.adapters.lake_files` makes for pyarrow: an endpoint
+    must be an http(s) address, plain http only with ``AWS_ALLOW_HTTP``; path-style
+    requests unless ``AWS_VIRTUAL_HOSTED_STYLE_REQUEST``; the access key and secret (and
+    session token) if given, else the AWS SDK's default chain (environment, web identity
+    from ``AWS_ROLE_ARN`` + ``AWS_WEB_IDENTITY_TOKEN_FILE``, instance or container
+    credentials). Pure."""
+    _check_s3(location)
+    options = location.storage_options
+    bucket = _bucket(location)
+    prefix = f"fs.s3a.bucket.{bucket}."
+    hadoop: dict[str, str] = {}
+    parts = s3_endpoint(options)
+    if parts is not None:
+        hadoop["endpoint"] = parts.geturl().rstrip("/")
+        hadoop["connection.ssl.enabled"] = "false" if parts.scheme == "http" else "true"
+    else:
+        hadoop["connection.ssl.enabled"] = "true"
+    virtual = flag(options, "AWS_VIRTUAL_HOSTED_STYLE_REQUEST")
+    hadoop["path.style.access"] = "false" if virtual else "true"
+    region = options.get("AWS_REGION") or options.get("AWS_DEFAULT_REGION")
+    if region:
+        hadoop["endpoint.region"] = region
+    properties: dict[str, str] = {}
+    if "AWS_ACCESS_KEY_ID" in options or "AWS_SECRET_ACCESS_KEY" in options:
+        hadoop["access.key"] = options.get("AWS_ACCESS_KEY_ID", "")
+        hadoop["secret.key"] = options.get("AWS_SECRET_ACCESS_KEY", "")
+        if options.get("AWS_SESSION_TOKEN"):
+            hadoop["session.token"] = options["AWS_SESSION_TOKEN"]
+            hadoop["aws.credentials.provider"] = TEMPORARY_CREDENTIALS
+        else:
+            hadoop["aws.credentials.provider"] = SIMPLE_CREDENTIALS
+    else:
+        hadoop["aws.credentials.provider"] = DEFAULT_CREDENTIALS
+        if options.get("AWS_ROLE_ARN") and options.get("AWS_WEB_IDENTITY_TOKEN_FILE"):
+            properties["aws.roleArn"] = options["AWS_ROLE_ARN"]
+            properties["aws.webIdentityTokenFile"] = options["AWS_WEB_IDENTITY_TOKEN_FILE"]
+            properties["aws.roleSessionName"] = options.get("AWS_ROLE_SESSION_NAME", "sde")
+    return S3aSettings(
+        bucket=bucket,
+        hadoop={prefix + key: value for key, value in hadoop.items()},
+        system_properties=properties,
+    )
+
+
+def _check_s3a_jars(spark: SparkSession) -> None:
+    names = [Path(jar).name for jar in (spark.conf.get("spark.jars", "") or "").split(",") if jar]
+    missing = [p.rstrip("-") for p in S3A_JARS if not any(n.startswith(p) for n in names)]
+    if missing:
+        raise ConfigError(
+            "this Spark session lacks Hadoop's S3A connector for a lake on S3 "
+            f"(no {', '.join(name + '*.jar' for name in missing)} in its jars): {SETUP_HINT}"
         )
-    return location
+
+
+def _configure(spark: SparkSession, location: RemoteTable) -> None:
+    """Give the session ``location``'s bucket settings (idempotent). A bucket the session
+    already reaches with other settings is refused: Hadoop caches one client per bucket,
+    so new settings would not take effect."""
+    settings = s3a_settings(location)
+    _check_s3a_jars(spark)
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    # Settings of the bucket left over from an earlier lake are compared too.
+    ours = set(settings.hadoop)
+    prefix = f"fs.s3a.bucket.{settings.bucket}."
+    present = {str(k) for k in conf.getPropsWithPrefix(prefix).keySet()}
+    others = {prefix + name for name in present} - ours
+    differs = others or any(
+        conf.get(key) is not None and conf.get(key) != value
+        for key, value in settings.hadoop.items()
+    )
+    if differs:
+        raise StateError(
+            f"this Spark session already reaches the bucket {settings.bucket} with other "
+            "S3 settings; start a new Spark session for this lake"
+        )
+    for key, value in settings.hadoop.items():
+        conf.set(key, value)
+    for key, value in settings.system_properties.items():
+        jvm.java.lang.System.setProperty(key, value)
+
+
+def use_lake(spark: SparkSession, lake: Location) -> None:
+    """Make the session able to read and write ``lake`` (a local folder: nothing to do;
+    S3: :func:`s3a_settings` in the session's Hadoop configuration), then check that the
+    store answers: wrong credentials or an unreachable store fail here, before any Spark
+    job, with one line naming the lake (:func:`sde.adapters.lake_files.unavailable`; the
+    store's message is never repeated). Azure and GCS are an :class:`InputError`."""
+    if isinstance(lake, Path):
+        return
+    _configure(spark, lake)
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    # The check uses a client of its own that gives up quickly (S3A's defaults retry an
+    # unreachable endpoint for about two minutes), closed after; jobs keep the defaults.
+    conf = spark._jsparkSession.sessionState().newHadoopConf()
+    conf.set("fs.s3a.impl.disable.cache", "true")
+    prefix = f"fs.s3a.bucket.{_bucket(lake)}."
+    for key, value in _PROBE_SETTINGS.items():
+        conf.set(prefix + key, value)
+    try:
+        path = jvm.org.apache.hadoop.fs.Path(spark_uri(lake))
+        fs = path.getFileSystem(conf)
+        try:
+            fs.exists(path)
+        finally:
+            fs.close()
+    except Exception as error:  # a Py4JJavaError; its text is looked at, never shown
+        from sde.adapters.lake_files import unavailable
+
+        raise unavailable(lake, error) from None
+
+
+_PROBE_SETTINGS: Final = {
+    "retry.limit": "1",
+    "attempts.maximum": "1",
+    "connection.establish.timeout": "5s",
+    "connection.timeout": "15s",
+}
+
+
+def _location(spark: SparkSession, location: Location) -> str:
+    if isinstance(location, RemoteTable):
+        _configure(spark, location)
+    return spark_uri(location)
 
 
 def write_delta(
@@ -296,9 +484,10 @@ def write_delta(
     Spark writes every column as nullable when it creates a table: create sde's tables
     with delta-rs (``sde.adapters.delta.append``) to keep ``pid`` NOT NULL; Spark's appends
     then respect it."""
-    path = _local(location, "writing")
-    path.parent.mkdir(parents=True, exist_ok=True)
     spark = df.sparkSession
+    path = _location(spark, location)
+    if isinstance(location, Path):
+        location.parent.mkdir(parents=True, exist_ok=True)
     creating = not _is_delta(spark, path)
     writer = df.write.format("delta").mode(mode)
     if creating:
@@ -307,11 +496,11 @@ def write_delta(
     if user_metadata is not None:
         writer = writer.option("userMetadata", user_metadata)
     try:
-        writer.save(str(path))
+        writer.save(path)
     except Exception as error:
-        _raise_refusal(error, path, mode)
+        _raise_refusal(error, location.name, mode)
         raise
-    written = delta_log_version(path)  # delta-rs reads the log: no Spark job
+    written = delta_log_version(location)  # delta-rs reads the log: no Spark job
     assert written is not None
     return written
 
@@ -333,37 +522,37 @@ def error_condition(error: BaseException) -> str:
     return match.group(1) if match else ""
 
 
-def _raise_refusal(error: BaseException, path: Path, mode: str) -> None:
+def _raise_refusal(error: BaseException, table: str, mode: str) -> None:
     """Delta's refusals as sde errors naming the table, the rule and the column only (a
     JVM message can quote data, so it is never passed on); anything else is left alone."""
     condition = error_condition(error)
     if condition == "DELTA_CANNOT_MODIFY_APPEND_ONLY":
         raise StateError(
-            f"the Delta table {path.name} is append-only: Spark's {mode} write was refused"
+            f"the Delta table {table} is append-only: Spark's {mode} write was refused"
         ) from None
     if condition == "DELTA_NOT_NULL_CONSTRAINT_VIOLATED":
         found = _NOT_NULL_COLUMN.search(str(error))
         column = found.group(1).rstrip(".") if found else "a NOT NULL column"
         raise InputError(
-            f"the Delta table {path.name} refused the write: column {column} may not be null"
+            f"the Delta table {table} refused the write: column {column} may not be null"
         ) from None
 
 
 def read_delta(spark: SparkSession, location: Location, version: int | None = None) -> DataFrame:
     """The Delta table at ``location`` (at ``version``; default: latest) as a DataFrame."""
-    path = _local(location, "reading")
+    path = _location(spark, location)
     if not _is_delta(spark, path):
-        raise InputError(f"there is no Delta table at {path}")
+        raise InputError(f"there is no Delta table at {location}")
     reader = spark.read.format("delta")
     if version is not None:
         reader = reader.option("versionAsOf", int(version))
-    return reader.load(str(path))
+    return reader.load(path)
 
 
-def _is_delta(spark: SparkSession, path: Path) -> bool:
+def _is_delta(spark: SparkSession, path: str) -> bool:
     from delta.tables import DeltaTable
 
-    return bool(DeltaTable.isDeltaTable(spark, str(path)))
+    return bool(DeltaTable.isDeltaTable(spark, path))
 
 
 def history(spark: SparkSession, location: Location) -> list[dict[str, Any]]:
@@ -372,10 +561,10 @@ def history(spark: SparkSession, location: Location) -> list[dict[str, Any]]:
     ``userMetadata``."""
     from delta.tables import DeltaTable
 
-    path = _local(location, "reading")
+    path = _location(spark, location)
     if not _is_delta(spark, path):
         return []
-    frame = DeltaTable.forPath(spark, str(path)).history()
+    frame = DeltaTable.forPath(spark, path).history()
     columns = [
         "version",
         "timestamp",
@@ -391,7 +580,7 @@ def delta_version(spark: SparkSession, location: Location) -> int:
     """The table's current version."""
     entries = history(spark, location)
     if not entries:
-        raise InputError(f"there is no Delta table at {_local(location, 'reading')}")
+        raise InputError(f"there is no Delta table at {location}")
     return int(max(entry["version"] for entry in entries))
 
 

@@ -31,14 +31,15 @@ failure inside a Spark stage is a :class:`SparkStageFailed` naming the stage, th
 and the table, and Spark's error class if it has one, never Spark's message.
 Delta's refusals that :mod:`sde.adapters.spark` turns into sde errors pass through.
 
-Local lake only: a lake on object storage is refused (see docs/spark.md).
+The lake may be on local disk or on S3 (:func:`sde.adapters.spark.use_lake` gives the
+session the lake's S3A settings and checks the store answers before anything is read);
+a lake on Azure or GCS is refused (see docs/spark.md).
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -105,16 +106,12 @@ def build_extract_spark(
     empty with the extract's schema, then Spark writes the rows)."""
     if not request.datasets:
         raise InputError(f"project {request.project_id} has no approved datasets")
-    if home.lake_is_remote:
-        raise InputError(
-            "the Spark engine reads and writes a lake on local disk only for now; "
-            "build this extract with --engine local"
-        )
+    # The lake's store (S3) configured and answering, or Azure/GCS refused, before
+    # anything is read.
+    sp.use_lake(spark, home.lake)
     opt_outs = load_opt_outs(home)
     pseudonymiser = ArrowProjectPseudonymiser(home.master_key(), request.project_id)
     out_dir, manifest = start_manifest(home, request, actor, opt_outs.versions)
-    if not isinstance(out_dir, Path):  # pragma: no cover - refused above
-        raise InputError("the Spark engine writes extracts on local disk only")
     for dataset, columns in sorted(request.datasets.items()):
         manifest.tables[dataset] = _extract_table(
             spark,
@@ -138,7 +135,7 @@ def _extract_table(
     columns: Sequence[str],
     exclusions: Exclusions,
     pseudonymiser: ArrowProjectPseudonymiser,
-    out_dir: Path,
+    out_dir: delta.Location,
 ) -> TableManifest:
     from pyspark.sql import functions as spark_functions
 

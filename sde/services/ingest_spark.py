@@ -44,7 +44,9 @@ its owner only, and removed when the ingest ends, well or not.
 :class:`~sde.services.spark_engine.SparkStageFailed` naming the stage, the file, the
 dataset and Spark's error class, never Spark's message (it can quote a value).
 
-Local lake only: a lake on object storage is refused (see docs/spark.md).
+The lake may be on local disk or on S3 (:func:`sde.adapters.spark.use_lake`); the staged
+Parquet is always on the driver's disk under the home (local mode: the workers are this
+machine's processes). A lake on Azure or GCS is refused (see docs/spark.md).
 """
 
 from __future__ import annotations
@@ -369,7 +371,7 @@ def _stage_raw(
     return _Staged(folder, rows_in, tuple(bad))
 
 
-def _ensure_table(target: Path, schema: pa.Schema, *, dataset: str, table: str) -> None:
+def _ensure_table(target: delta.Location, schema: pa.Schema, *, dataset: str, table: str) -> None:
     """Create ``target`` with delta-rs (empty, append-only, ``schema`` with its NOT NULLs)
     if it does not exist; refuse if it exists with other columns (as the local engine's
     append does): Spark then appends, keeping the table's schema."""
@@ -405,18 +407,15 @@ def ingest_file_spark(
 
     ``deidentifier`` (for a dataset with free text) is pickled to the workers; by default
     each worker process loads Presidio once."""
-    if home.lake_is_remote:
-        raise InputError(
-            "the Spark engine reads and writes a lake on local disk only for now; "
-            "ingest this file with --engine local"
-        )
+    # The lake's store (S3) configured and answering, or Azure/GCS refused, before
+    # anything is read.
+    sp.use_lake(spark, home.lake)
     sha256 = file_sha256(path)
     skipped = ingested_before(home, spec, path, sha256, audit=audit, actor=actor)
     if skipped is not None:
         return skipped
     target = linked_path(home, spec.name)
     refuse_interrupted(target, spec, path, sha256)
-    assert isinstance(target, Path)  # a local lake (refused above otherwise)
     known = known_from_references(home, spec, path, header, references or {})
 
     staging = Path(tempfile.mkdtemp(prefix=".ingest-spark-", dir=home.root))
@@ -448,7 +447,7 @@ def _ingest_staged(
     spec: DatasetSpec,
     path: Path,
     header: list[str],
-    target: Path,
+    target: delta.Location,
     sha256: str,
     staging: Path,
     known: Mapping[str, list[tuple[Pii, str]]],
@@ -555,7 +554,6 @@ def _ingest_staged(
     checks = kinds.get(SIGN_IN, 0)
     if checks:
         sign_in = sign_in_path(home)
-        assert isinstance(sign_in, Path)
         _ensure_table(sign_in, SIGN_IN_SCHEMA, dataset=spec.name, table="patient_sign_in")
         with stage("writing the sign-in checks", consequence=partly):
             rows = results.filter(F.col(KIND) == SIGN_IN).select(
@@ -569,7 +567,6 @@ def _ingest_staged(
     quarantine_version = None
     if rows_quarantined:
         quarantine = quarantine_path(home, spec.name)
-        assert isinstance(quarantine, Path)
         _ensure_table(quarantine, QUARANTINE_SCHEMA, dataset=spec.name, table="quarantine")
         with stage("writing the quarantine table", consequence=partly):
             rows = results.filter(F.col(KIND) == QUARANTINED).select(

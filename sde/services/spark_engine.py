@@ -188,17 +188,21 @@ def spark_stage(stage: str, subject: str, consequence: str) -> Iterator[None]:
         raise SparkStageFailed(stage, subject, error_class(error), consequence) from None
 
 
-def create_table(target: Path, schema: pa.Schema) -> None:
+def create_table(target: delta.Location, schema: pa.Schema) -> None:
     """Make ``target`` a Delta table of exactly ``schema`` (nullability included), with
     delta-rs, unless it is one already: Spark then only writes rows, keeping the schema (a
-    table Spark creates has every column nullable)."""
+    table Spark creates has every column nullable). ``target`` may be on object storage."""
     current = delta.version(target)
     if current is not None and delta.dataset(target, current).schema.equals(schema):
         return
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(target, Path):
+        target.parent.mkdir(parents=True, exist_ok=True)
     write_deltalake(
         str(target),
         schema.empty_table(),
         mode="overwrite",
         schema_mode="overwrite" if current is not None else None,
+        storage_options=(
+            dict(target.storage_options) if isinstance(target, delta.RemoteTable) else None
+        ),
     )

@@ -34,6 +34,7 @@ from deltalake import write_deltalake
 from sde.adapters import delta
 from sde.adapters import spark as spark_adapter
 from sde.adapters.arrow_hmac import ArrowProjectPseudonymiser
+from sde.adapters.delta import RemoteTable
 from sde.adapters.duckdb import locked_connection
 from sde.cli import main
 from sde.domain import nhs_number
@@ -393,12 +394,30 @@ def test_a_spark_failure_names_stage_and_table_without_values(
     assert not (extract / "manifest.json").exists()
 
 
-def test_a_lake_on_object_storage_is_refused_before_spark_runs(spark: SparkSession) -> None:
+@pytest.mark.parametrize(
+    ("url", "missing"),
+    [
+        ("az://lake/prod", "hadoop-azure"),
+        ("abfss://lake@acct.dfs.core.windows.net/prod", "hadoop-azure"),
+    ],
+)
+def test_a_lake_on_azure_is_refused_before_spark_runs(
+    spark: SparkSession, url: str, missing: str
+) -> None:
+    """Only S3 is wired for Spark (tests/integration/test_spark_s3.py); Azure is refused,
+    naming the connector it lacks, before anything is read."""
+
     class Remote:
         lake_is_remote = True
+        lake = RemoteTable(url, {"AZURE_STORAGE_ACCOUNT_KEY": "k3y"})
 
-    with pytest.raises(InputError, match="local disk only"):
+        def master_key(self) -> bytes:
+            raise AssertionError("the key was asked for before the lake was refused")
+
+    with pytest.raises(InputError, match=missing) as refused:
         build_extract_spark(spark, Remote(), REQUESTS["beta"], ORIGINS, actor="olu")  # type: ignore[arg-type]
+    assert "use --engine local" in str(refused.value)
+    assert "k3y" not in str(refused.value)
 
 
 # --- settings -----------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from click.testing import CliRunner
 
 from sde.adapters import delta
 from sde.adapters import spark as sp
+from sde.adapters.delta import RemoteTable
 from sde.cli import main
 from sde.domain.datasets import Pii
 from sde.errors import InputError, StateError
@@ -406,14 +407,17 @@ def test_staged_rows_are_readable_by_their_owner_only(
     assert not list(home.root.glob(".ingest-spark-*"))
 
 
-def test_a_lake_on_object_storage_is_refused(spark: SparkSession, tmp_path: Path) -> None:
+def test_a_lake_on_azure_is_refused(spark: SparkSession, tmp_path: Path) -> None:
+    """Only S3 is wired for Spark (tests/integration/test_spark_s3.py); Azure is refused,
+    naming the connector it lacks, before the file is read."""
     home = init_home(tmp_path / "h")
     synthesise(home.sources, 10, seed=1)
 
     class Remote:
         lake_is_remote = True
+        lake = RemoteTable("az://lake/prod", {"AZURE_STORAGE_ACCOUNT_KEY": "k3y"})
 
-    with pytest.raises(InputError, match="local disk only"):
+    with pytest.raises(InputError, match="hadoop-azure") as refused:
         engine.ingest_file_spark(
             spark,
             Remote(),  # type: ignore[arg-type]
@@ -421,6 +425,8 @@ def test_a_lake_on_object_storage_is_refused(spark: SparkSession, tmp_path: Path
             home.sources / "deaths.csv",
             ["nhs_number"],
         )
+    assert "use --engine local" in str(refused.value)
+    assert "k3y" not in str(refused.value)
 
 
 # --- the command line (a run on Spark: tests/e2e/test_cli_spark.py) ----------------------
