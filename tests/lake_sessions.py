@@ -1,7 +1,8 @@
 """What the object-store lake tests (S3, Azure, GCS) do alike once a home's lake is on a
-store: find a patient the extract holds and ask for their record history, and count a
-table's rows as a notebook does, with the home or as a pod with only a session's
-variables. Each store's own test module builds the store and the home."""
+store: check the zones an ingest wrote and the extract with its manifest, find a patient
+the extract holds and ask for their record history, and count a table's rows as a
+notebook does, with the home or as a pod with only a session's variables. Each store's
+own test module builds the store and the home."""
 
 from __future__ import annotations
 
@@ -13,17 +14,48 @@ from pathlib import Path
 import pytest
 
 from sde import workspace
-from sde.adapters import delta
+from sde.adapters import delta, lake_files
+from sde.adapters.delta import RemoteTable
 from sde.adapters.duckdb import GuardedConnection
 from sde.domain.nhs_number import normalise
 from sde.domain.pseudonyms import LinkagePseudonymiser, ProjectPseudonymiser
 from sde.domain.workspace_tokens import mint, token_key
-from sde.services.extract import PATIENT_ID, extract_dir
+from sde.services.extract import PATIENT_ID, extract_dir, read_manifest
 from sde.services.home import Home
 from sde.services.patient import RecordHistory, record_history
 from sde.services.wiring import control_plane
 from sde.web.app import create_app
 from tests.browser import serve
+
+INGESTED = {"patients", "gp_events", "national_opt_out", "type1_opt_out"}
+
+
+def assert_zones_on_the_store(home: Home, root: str, patients: range) -> None:
+    """After an ingest of the synthetic files: the linked, quarantine and manifests zones
+    are tables under ``root`` (the lake's URL) with ``patients`` rows of ``patients``,
+    and nothing of them is on local disk."""
+    assert isinstance(home.linked, RemoteTable)
+    assert home.linked.uri == f"{root}/linked"
+    assert set(lake_files.list_tables(home.linked)) >= INGESTED
+    assert lake_files.list_tables(home.quarantine), "the synthetic files hold bad rows"
+    assert lake_files.list_tables(home.manifests) == ["ingest"]
+    assert delta.read(home.linked / "patients").num_rows in patients
+    for zone in ("linked", "quarantine", "manifests"):
+        assert not any((home.local_lake / zone).iterdir()), zone
+    assert list(home.root.rglob("_delta_log")) == []
+
+
+def assert_extract_on_the_store(home: Home, root: str, project: str) -> RemoteTable:
+    """The extract of ``project`` is under ``root`` with its manifest beside its tables,
+    and its ``patients`` table holds what the manifest says. Returns its location."""
+    table = read_manifest(home, project).tables["patients"]
+    assert table.rows_written > 0
+    location = extract_dir(home, project)
+    assert isinstance(location, RemoteTable)
+    assert location.uri == f"{root}/projects/{project}/extract"
+    assert lake_files.exists(location / "manifest.json")
+    assert delta.read(location / "patients").num_rows == table.rows_written
+    return location
 
 
 def patient_in_extract(home: Home, project: str) -> str:

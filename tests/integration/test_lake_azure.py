@@ -18,15 +18,18 @@ import pytest
 import yaml
 from click.testing import Result
 
-from sde.adapters import delta, lake_files
-from sde.adapters.delta import RemoteTable
-from sde.services.extract import extract_dir, read_manifest
+from sde.services.extract import read_manifest
 from sde.services.home import Home, init_home, lake_environment, open_home
 from sde.services.synth.files import synthesise
 from sde.services.wiring import control_plane, policy_engine
 from tests.factories import airlock_project
 from tests.integration.test_lake_object_store import cli
-from tests.lake_sessions import count_with_the_home, history_of_an_extracted_patient
+from tests.lake_sessions import (
+    assert_extract_on_the_store,
+    assert_zones_on_the_store,
+    count_with_the_home,
+    history_of_an_extracted_patient,
+)
 from tests.objstore import AzureServer, azure_server
 
 pytestmark = [pytest.mark.delta, pytest.mark.sql, pytest.mark.policy, pytest.mark.duckdb]
@@ -75,31 +78,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 def test_ingest_writes_the_zones_to_the_container(world: World) -> None:
     assert world.ingest.exit_code == 0, world.ingest.output
-    home = world.home()
-    assert isinstance(home.linked, RemoteTable)
-    assert home.linked.uri == f"az://{CONTAINER}/{PREFIX}/linked"
-    linked = lake_files.list_tables(home.linked)
-    assert {"patients", "gp_events", "national_opt_out", "type1_opt_out"} <= set(linked)
-    assert lake_files.list_tables(home.quarantine), "the synthetic files hold bad rows"
-    assert lake_files.list_tables(home.manifests) == ["ingest"]
-    assert 110 <= delta.read(home.linked / "patients").num_rows <= 120
-    # nothing of the lake on local disk
-    for zone in ("linked", "quarantine", "manifests"):
-        assert not any((home.local_lake / zone).iterdir()), zone
-    assert list(home.root.rglob("_delta_log")) == []
+    assert_zones_on_the_store(world.home(), f"az://{CONTAINER}/{PREFIX}", range(110, 121))
 
 
 def test_extract_and_its_manifest_are_in_the_container(world: World) -> None:
     assert world.extract.exit_code == 0, world.extract.output
-    home = world.home()
-    manifest = read_manifest(home, PROJECT)
-    table = manifest.tables["patients"]
-    assert table.rows_written > 0
-    location = extract_dir(home, PROJECT)
-    assert isinstance(location, RemoteTable)
-    assert location.uri == f"az://{CONTAINER}/{PREFIX}/projects/{PROJECT}/extract"
-    assert lake_files.exists(location / "manifest.json")
-    assert delta.read(location / "patients").num_rows == table.rows_written
+    assert_extract_on_the_store(world.home(), f"az://{CONTAINER}/{PREFIX}", PROJECT)
 
 
 def test_a_patients_history_and_a_notebook_read_the_container(

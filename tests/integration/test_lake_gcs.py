@@ -45,7 +45,7 @@ from sde.adapters.delta import RemoteTable
 from sde.adapters.lake_files import LakeUnavailable
 from sde.errors import ConfigError
 from sde.hub.spawner import lake_session_env
-from sde.services.extract import extract_dir, read_manifest
+from sde.services.extract import read_manifest
 from sde.services.home import Home, init_home, open_home
 from sde.services.synth.files import synthesise
 from sde.services.wiring import control_plane, policy_engine
@@ -53,6 +53,8 @@ from tests.browser import free_port
 from tests.factories import airlock_project
 from tests.integration.test_lake_object_store import cli, write_lake_config
 from tests.lake_sessions import (
+    assert_extract_on_the_store,
+    assert_zones_on_the_store,
     count_as_a_pod,
     count_with_the_home,
     history_of_an_extracted_patient,
@@ -188,33 +190,16 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 def test_ingest_writes_the_zones_to_the_bucket(world: World) -> None:
     assert world.ingest.exit_code == 0, world.ingest.output
     home = world.home()
-    assert isinstance(home.linked, RemoteTable)
-    assert home.linked.uri == f"gs://{BUCKET}/{PREFIX}/linked"
     # the zones' folders are prefixes only (no marker objects): listed all the same
-    linked = lake_files.list_tables(home.linked)
-    assert {"patients", "gp_events", "national_opt_out", "type1_opt_out"} <= set(linked)
-    assert lake_files.list_tables(home.quarantine), "the synthetic files hold bad rows"
-    assert lake_files.list_tables(home.manifests) == ["ingest"]
-    assert 110 <= delta.read(home.linked / "patients").num_rows <= 120
+    assert_zones_on_the_store(home, f"gs://{BUCKET}/{PREFIX}", range(110, 121))
     assert len(delta.history(home.linked / "patients")) >= 1
-    for zone in ("linked", "quarantine", "manifests"):
-        assert not any((home.local_lake / zone).iterdir()), zone
-    assert list(home.root.rglob("_delta_log")) == []
 
 
 def test_extract_and_its_manifest_are_in_the_bucket(world: World) -> None:
     assert world.extract.exit_code == 0, world.extract.output
-    home = world.home()
-    manifest = read_manifest(home, PROJECT)
-    table = manifest.tables["patients"]
-    assert table.rows_written > 0
-    location = extract_dir(home, PROJECT)
-    assert isinstance(location, RemoteTable)
-    assert location.uri == f"gs://{BUCKET}/{PREFIX}/projects/{PROJECT}/extract"
-    assert lake_files.exists(location / "manifest.json")
+    location = assert_extract_on_the_store(world.home(), f"gs://{BUCKET}/{PREFIX}", PROJECT)
     assert "manifest.json" not in lake_files.folders(location)
     assert "patients" in lake_files.list_tables(location)
-    assert delta.read(location / "patients").num_rows == table.rows_written
 
 
 def test_a_patients_history_and_a_notebook_read_the_bucket(

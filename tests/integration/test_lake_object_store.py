@@ -27,7 +27,7 @@ from sde.adapters.lake_files import LakeUnavailable
 from sde.cli import main
 from sde.errors import ConfigError, InputError
 from sde.hub.spawner import lake_session_env, lake_workspace_secret
-from sde.services.extract import PATIENT_ID, extract_dir, read_manifest
+from sde.services.extract import PATIENT_ID, read_manifest
 from sde.services.home import (
     Home,
     LakeSettings,
@@ -41,6 +41,8 @@ from sde.services.wiring import control_plane, policy_engine
 from sde.workspace.service import extract_location
 from tests.factories import airlock_project
 from tests.lake_sessions import (
+    assert_extract_on_the_store,
+    assert_zones_on_the_store,
     count_as_a_pod,
     count_with_the_home,
     history_of_an_extracted_patient,
@@ -130,15 +132,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 def test_ingest_writes_linked_quarantine_and_manifests_to_the_store(world: World) -> None:
     assert world.ingest.exit_code == 0, world.ingest.output
     home = world.home()
-    assert isinstance(home.linked, RemoteTable)
-    assert home.linked.uri == f"s3://{BUCKET}/{PREFIX}/linked"
-    linked = lake_files.list_tables(home.linked)
-    assert {"patients", "gp_events", "national_opt_out", "type1_opt_out"} <= set(linked)
-    assert lake_files.list_tables(home.quarantine), "the synthetic files hold bad rows"
-    assert lake_files.list_tables(home.manifests) == ["ingest"]
-    assert 140 <= delta.read(home.linked / "patients").num_rows <= 150
+    assert_zones_on_the_store(home, f"s3://{BUCKET}/{PREFIX}", range(140, 151))
     # control: the objects are on the server's disk
-    for name in linked:
+    for name in lake_files.list_tables(home.linked):
         assert (world.stored("linked", name, "_delta_log")).is_dir(), name
     assert list(world.stored("manifests", "ingest").glob("*.parquet"))
 
@@ -146,13 +142,8 @@ def test_ingest_writes_linked_quarantine_and_manifests_to_the_store(world: World
 def test_extract_is_built_on_the_store_with_its_manifest(world: World) -> None:
     assert world.extract.exit_code == 0, world.extract.output
     home = world.home()
-    manifest = read_manifest(home, PROJECT)
-    table = manifest.tables["patients"]
-    assert table.columns == [PATIENT_ID, "sex"]
-    assert table.rows_written > 0
-    location = extract_dir(home, PROJECT)
-    assert isinstance(location, RemoteTable)
-    assert delta.read(location / "patients").num_rows == table.rows_written
+    assert_extract_on_the_store(home, f"s3://{BUCKET}/{PREFIX}", PROJECT)
+    assert read_manifest(home, PROJECT).tables["patients"].columns == [PATIENT_ID, "sex"]
     assert world.stored("projects", PROJECT, "extract", "manifest.json").is_file()
     assert world.stored("projects", PROJECT, "extract", "patients", "_delta_log").is_dir()
 
