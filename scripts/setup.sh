@@ -22,7 +22,9 @@ if [ ! -f "$stamp" ] || ! (cd / && "$root/.venv/bin/python" -c "import sde.cli")
         say "creating .venv with $PYTHON"
         "$PYTHON" -m venv .venv
     fi
-    if ! .venv/bin/python -m uv --version 2>/dev/null | grep -q "$UV_VERSION"; then
+    # Versions are read whole, then matched: `cmd | grep -q` under pipefail can fail when
+    # grep stops reading early and the command dies of SIGPIPE.
+    if ! grep -q "$UV_VERSION" <<<"$(.venv/bin/python -m uv --version 2>/dev/null || true)"; then
         say "installing uv $UV_VERSION"
         .venv/bin/python -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
     fi
@@ -37,7 +39,7 @@ fi
 
 # --- OPA (only when asked: the test suite needs it, the demo does not) -------
 if [ "${SDE_SETUP_OPA:-0}" = "1" ]; then
-    if ! .build/bin/opa version 2>/dev/null | grep -q "${OPA_VERSION#v}"; then
+    if ! grep -q "${OPA_VERSION#v}" <<<"$(.build/bin/opa version 2>/dev/null || true)"; then
         command -v go >/dev/null || { say "needs Go to build OPA"; exit 1; }
         say "building OPA $OPA_VERSION from its Go module (a few minutes, once)"
         GOBIN="$root/.build/bin" GOFLAGS=-mod=mod go install "github.com/open-policy-agent/opa@$OPA_VERSION"

@@ -71,9 +71,13 @@ printf 'module sde.local/etcd-src\n\ngo %s.0\n\nrequire go.etcd.io/etcd/server/v
 (cd "$src" && "${build[@]}" -ldflags="-s -w" -o "$bin/etcd.tmp" go.etcd.io/etcd/server/v3)
 mv -f "$bin/etcd.tmp" "$bin/etcd"
 
-"$bin/kube-apiserver" --version | grep -qx "Kubernetes $KUBE_VERSION" \
+# Each version is read whole before it is matched: `etcd --version | grep -q` under
+# pipefail fails at random (grep stops reading at the first line, etcd dies of SIGPIPE).
+kube_reported="$("$bin/kube-apiserver" --version)"
+grep -qx "Kubernetes $KUBE_VERSION" <<<"$kube_reported" \
     || { say "the kube-apiserver built does not report $KUBE_VERSION"; exit 1; }
-"$bin/etcd" --version | grep -q "etcd Version: ${ETCD_VERSION#v}" \
+etcd_reported="$("$bin/etcd" --version)"
+grep -q "etcd Version: ${ETCD_VERSION#v}" <<<"$etcd_reported" \
     || { say "the etcd built does not report $ETCD_VERSION"; exit 1; }
 printf '%s\n' "$want" >"$stamp"
 say "built $want into .build/bin"
