@@ -1303,9 +1303,15 @@ class TestLakeOnObjectStorage:
                 {"protocol": "TCP", "port": 9000},
             ]
 
-    def test_the_claim_holds_only_the_working_folders(self, s3_docs: list[Doc]) -> None:
+    def test_a_claim_remains_for_the_working_folders_sized_as_asked(
+        self, s3_docs: list[Doc]
+    ) -> None:
+        """The tables are on the store (the next test: no zone on the volume); the
+        working folders (sources, egress, the register, outputs) still need a claim, kept
+        on uninstall, of the size asked for (20Gi here, not the 100Gi default)."""
         [claim] = by_kind(s3_docs, "PersistentVolumeClaim")
         assert claim["spec"]["resources"]["requests"]["storage"] == "20Gi"
+        assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
 
     def test_the_init_container_makes_a_home_whose_tables_are_on_the_store(
         self, s3_docs: list[Doc], tmp_path: Path
