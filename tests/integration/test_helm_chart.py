@@ -45,6 +45,7 @@ from sde.services.home import Settings, open_home
 from sde.web.patient_oidc import PRIVATE_KEY_ENV as PATIENT_KEY_ENV
 from sde.web.patient_oidc import SECRET_ENV as PATIENT_SECRET_ENV
 from sde.web.patient_oidc import patient_oidc_settings
+from tests import postgres
 from tests.browser import free_port
 from tests.kube_server import KubeServer
 from tests.kube_server import kube_server as kube_server  # the session fixture
@@ -965,6 +966,79 @@ def test_the_hubs_configuration_file_runs_and_wires_the_cluster(
     # The public register serves a folder of the home: no lake credentials.
     assert "environment" not in services["register"]
     assert c.JupyterHub.authenticator_class.__name__ == "SdeOIDCAuthenticator"
+
+
+def _hub_config(
+    docs: list[Doc], root: Path, monkeypatch: pytest.MonkeyPatch, **secrets: str
+) -> Config:
+    """The chart's jupyterhub_config.py run as the hub pod runs it: its env from the
+    rendered container, a secret's value given in ``secrets`` or standing in as
+    ``from-secret-<name>``."""
+    hub = pod_template(one(docs, "Deployment", f"{RELEASE}-hub"))["spec"]["containers"][0]
+    for env in hub["env"]:
+        name = env["name"]
+        monkeypatch.setenv(name, env.get("value", secrets.get(name, f"from-secret-{name.lower()}")))
+    monkeypatch.setenv("SDE_HOME", str(root))
+    source = one(docs, "ConfigMap", f"{RELEASE}-config")["data"]["jupyterhub_config.py"]
+    c = Config()
+    exec(compile(source, "jupyterhub_config.py", "exec"), {"c": c})
+    return c
+
+
+@pytest.mark.sql
+@pytest.mark.postgres
+def test_with_its_own_database_the_hubs_sessions_outlive_a_restart(
+    chart: helm.Chart, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres_admin_url: str
+) -> None:
+    """secrets.keys.hubDatabaseUrl: the hub keeps its state in PostgreSQL and does not
+    stop the servers when it stops, so a new hub pod finds them. JupyterHub's own ORM is
+    run on a real PostgreSQL as a hub, then as the hub that replaces it. (Not verified
+    here: KubeSpawner finding the pods again; no pod runs on this machine.)"""
+    from jupyterhub import orm
+
+    values = {"secrets": {"keys": {"hubDatabaseUrl": "hub-database-url"}}}
+    docs = render(chart, values)
+    hub = pod_template(one(docs, "Deployment", f"{RELEASE}-hub"))["spec"]["containers"][0]
+    [ref] = [e for e in hub["env"] if e["name"] == "SDE_HUB_DATABASE_URL"]
+    assert ref["valueFrom"]["secretKeyRef"]["key"] == "hub-database-url"
+    root, _, _ = prepared_home(tmp_path, docs)
+    with postgres.fresh_database(postgres_admin_url) as url:
+        c = _hub_config(docs, root, monkeypatch, SDE_HUB_DATABASE_URL=url)
+        assert c.JupyterHub.db_url == url
+        assert c.JupyterHub.cleanup_servers is False
+        assert c.JupyterHub.upgrade_db is True
+        first = orm.new_session_factory(c.JupyterHub.db_url)()
+        user = orm.User(name="alice")
+        first.add(user)
+        server = orm.Server(ip="10.1.2.3", port=8888, base_url="/user/alice/")
+        first.add(server)
+        first.add(orm.Spawner(user=user, name="", server=server))
+        first.commit()
+        first.close()
+        first.get_bind().dispose()
+        # The pod is replaced: a new hub opens the same database and finds the session.
+        second = orm.new_session_factory(c.JupyterHub.db_url)()
+        [found] = second.query(orm.User).all()
+        assert found.name == "alice"
+        assert found.orm_spawners[""].server.ip == "10.1.2.3"
+        second.close()
+        second.get_bind().dispose()
+    # Without it: the state in the pod's memory-backed home, servers stopped on the way down.
+    default = render(chart, {})
+    monkeypatch.delenv("SDE_HUB_DATABASE_URL")  # not in that pod's environment
+    (tmp_path / "default").mkdir()
+    c = _hub_config(default, prepared_home(tmp_path / "default", default)[0], monkeypatch)
+    assert str(c.JupyterHub.db_url).startswith("sqlite:///")
+    assert c.JupyterHub.cleanup_servers is True
+
+
+def test_a_hub_database_that_is_not_postgresql_stops_the_hub(
+    chart: helm.Chart, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docs = render(chart, {"secrets": {"keys": {"hubDatabaseUrl": "hub-database-url"}}})
+    root, _, _ = prepared_home(tmp_path, docs)
+    with pytest.raises(SystemExit, match="SDE_HUB_DATABASE_URL must name a PostgreSQL database"):
+        _hub_config(docs, root, monkeypatch, SDE_HUB_DATABASE_URL="sqlite:////tmp/hub.sqlite")
 
 
 def test_the_hubs_configuration_stops_without_its_environment(

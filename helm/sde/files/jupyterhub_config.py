@@ -10,6 +10,8 @@ with what differs inside a cluster:
 - the airlock (``sde web serve --hub``) is an *external* JupyterHub service, its own
   Deployment reached at ``$SDE_AIRLOCK_URL``, with the API token from the existing Secret
   (``$SDE_AIRLOCK_API_TOKEN``); workspace pods reach it at ``$SDE_POD_API_URL``;
+- JupyterHub's own state in PostgreSQL (``$SDE_HUB_DATABASE_URL``, from the existing
+  Secret) when given, so running workspaces outlive a restart of the hub pod;
 - the public register, the patient's page and the session guard stay hub-managed
   services on this pod's loopback, as ``sde serve`` runs them; the patient's page gets
   its OpenID Connect client secret passed on when one is set, and the managed services
@@ -53,6 +55,18 @@ c.merge(  # noqa: F821 -- `c` is the config JupyterHub gives this file
         pod_api_url=_env("SDE_POD_API_URL"),
     )
 )
+# JupyterHub's own state: in PostgreSQL when the chart is given its URL, so running
+# workspaces outlive a restart of this pod (the new hub finds their pods and puts their
+# routes back); otherwise in the pod's memory-backed home, and a restart ends every
+# session (cleanup_servers stops them on the way down; the session guard removes any
+# left behind).
+_hub_database = os.environ.get("SDE_HUB_DATABASE_URL", "").strip()
+if _hub_database:
+    if not _hub_database.startswith("postgresql"):
+        raise SystemExit("sde chart: SDE_HUB_DATABASE_URL must name a PostgreSQL database")
+    c.JupyterHub.db_url = _hub_database  # noqa: F821
+    c.JupyterHub.upgrade_db = True  # noqa: F821 -- a new JupyterHub migrates its own tables
+    c.JupyterHub.cleanup_servers = False  # noqa: F821
 c.JupyterHub.hub_ip = "0.0.0.0"  # noqa: F821, S104
 c.JupyterHub.hub_connect_url = _env("SDE_HUB_CONNECT_URL")  # noqa: F821
 # KubeSpawner's own default namespace is the hub's; its pod and event watchers (and a
