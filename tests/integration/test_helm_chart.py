@@ -924,13 +924,9 @@ def test_the_hubs_configuration_file_runs_and_wires_the_cluster(
 ) -> None:
     docs = render(chart, PRODUCTION)
     root, _, _ = prepared_home(tmp_path, docs)
-    hub = pod_template(one(docs, "Deployment", f"{RELEASE}-hub"))["spec"]["containers"][0]
-    for env in hub["env"]:
-        monkeypatch.setenv(env["name"], env.get("value", f"from-secret-{env['name'].lower()}"))
-    monkeypatch.setenv("SDE_HOME", str(root))
-    source = one(docs, "ConfigMap", f"{RELEASE}-config")["data"]["jupyterhub_config.py"]
-    c = Config()
-    exec(compile(source, "jupyterhub_config.py", "exec"), {"c": c})
+    hub_database = "postgresql+psycopg://hub:pw@db.example.nhs.uk/jupyterhub"
+    c = _hub_config(docs, root, monkeypatch, SDE_HUB_DATABASE_URL=hub_database)
+    assert (c.JupyterHub.db_url, c.JupyterHub.cleanup_servers) == (hub_database, False)
     assert c.JupyterHub.hub_ip == "0.0.0.0"
     assert c.JupyterHub.port == 8000
     assert c.JupyterHub.hub_port == 8081
