@@ -15,7 +15,8 @@ with what differs inside a cluster:
 - the public register, the patient's page and the session guard stay hub-managed
   services on this pod's loopback, as ``sde serve`` runs them; the patient's page gets
   its OpenID Connect client secret passed on when one is set, and the managed services
-  the lake's ``SDE_LAKE_*`` credentials when the lake is on object storage.
+  that read the lake its ``SDE_LAKE_*`` credentials when it is on object storage (the home
+  is opened with them; ``hub_config`` passes them on).
 
 Every value comes from the pod's environment, set by the chart; a missing one stops the
 hub (nothing falls back to a default). Messages name variables, never their values.
@@ -25,8 +26,8 @@ import os
 from pathlib import Path
 
 from sde.domain.workspaces import PodSettings
-from sde.hub.config import AIRLOCK_SERVICE, PATIENT_SERVICE, REGISTER_SERVICE, hub_config
-from sde.services.home import open_home
+from sde.hub.config import AIRLOCK_SERVICE, PATIENT_SERVICE, hub_config
+from sde.services.home import lake_environment, open_home
 
 PUBLIC_PORT = 8000
 PROXY_API_PORT = 8001
@@ -41,7 +42,11 @@ def _env(name: str) -> str:
     return value.strip()
 
 
-_home = open_home(Path(_env("SDE_HOME")))
+# With the lake on object storage its credentials (SDE_LAKE_*, from the existing Secret)
+# are in this pod's environment: the home is opened with them, and hub_config passes them
+# to the hub-managed services that read the lake (not the public register, which serves a
+# folder of the home): a managed service gets only the environment it is given.
+_home = open_home(Path(_env("SDE_HOME")), lake_environment=lake_environment(os.environ))
 c.merge(  # noqa: F821 -- `c` is the config JupyterHub gives this file
     hub_config(
         _home,
@@ -76,11 +81,6 @@ c.SdeKubeSpawner.namespace = PodSettings.from_mapping(  # noqa: F821
     _home.settings.extra.get("workspaces")
 ).namespace
 
-# The lake's credentials on object storage (SDE_LAKE_*, from the existing Secret) go to
-# the hub-managed services that read the lake (the patient's page, the session guard;
-# not the public register, which serves a folder of the home): a managed service gets
-# only the environment it is given.
-_lake = {name: value for name, value in os.environ.items() if name.startswith("SDE_LAKE_")}
 _services = []
 for _service in c.JupyterHub.services:  # noqa: F821
     if _service["name"] == AIRLOCK_SERVICE:
@@ -93,12 +93,10 @@ for _service in c.JupyterHub.services:  # noqa: F821
         }
     elif _service["name"] == PATIENT_SERVICE:
         _passed = {name: os.environ[name] for name in PATIENT_SECRETS if os.environ.get(name)}
-        if _passed or _lake:
+        if _passed:
             _service = {
                 **_service,
-                "environment": {**_service.get("environment", {}), **_passed, **_lake},
+                "environment": {**_service.get("environment", {}), **_passed},
             }
-    elif _lake and "command" in _service and _service["name"] != REGISTER_SERVICE:
-        _service = {**_service, "environment": {**_service.get("environment", {}), **_lake}}
     _services.append(_service)
 c.JupyterHub.services = _services  # noqa: F821
