@@ -80,6 +80,12 @@ def _jupyterhub() -> str:
     help="With --spawner kubernetes: the sde service's URL as the pods reach it.",
 )
 @click.option(
+    "--keep-sessions",
+    is_flag=True,
+    help="Leave running workspaces up when the hub stops: the next `sde serve` on this home "
+    "takes them back (by default a stop ends every session).",
+)
+@click.option(
     "--no-start", is_flag=True, help="Write the hub's configuration, print its path, stop."
 )
 @home_option
@@ -92,6 +98,7 @@ def serve(
     guard_interval: float,
     spawner: str,
     pod_api_url: str,
+    keep_sessions: bool,
     no_start: bool,
     home_dir: Path | None,
 ) -> None:
@@ -118,6 +125,7 @@ def serve(
         guard_interval=guard_interval,
         spawner=spawner,
         pod_api_url=pod_api_url,
+        keep_sessions=keep_sessions,
     )
     url = f"http://{ip}:{port}/hub/login"
     if link_person:

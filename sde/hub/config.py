@@ -14,7 +14,8 @@
   the home, the spawn check :func:`~sde.hub.spawner.pre_spawn_hook`, JupyterLab
   (``/lab``) as the default page, each person's working directory in
   ``<home>/hub/users/<person>``; ``--allow-root`` for the single-user server when the hub
-  runs as root; sessions stopped when their person signs out; people re-checked before each
+  runs as root; sessions stopped when their person signs out, and when the hub stops
+  unless ``keep_sessions`` (then the next hub takes them back); people re-checked before each
   spawn and every five minutes, on their servers' requests too (``auth_refresh_strict``);
 - the hub-managed services (airlock page, register, patient's page, session guard) get
   the lake's ``SDE_LAKE_*`` variables the home was opened with (``home.lake_environment``),
@@ -102,8 +103,11 @@ def hub_config(
     guard_interval: float = 10.0,
     spawner: str = "local",
     pod_api_url: str = "",
+    keep_sessions: bool = False,
 ) -> Config:
-    """JupyterHub's configuration for researchers' workspaces over ``home``."""
+    """JupyterHub's configuration for researchers' workspaces over ``home``.
+    ``keep_sessions``: the hub leaves running servers up when it stops, and the next hub
+    (same database) takes them back, so a restart does not end researchers' sessions."""
     if not is_loopback(ip) and not allow_remote:
         raise ConfigError(
             f"refusing to listen on {ip}, which is not a loopback address; "
@@ -131,7 +135,7 @@ def hub_config(
         raise ConfigError(f"spawner must be one of {', '.join(SPAWNERS)}, not {spawner!r}")
     c.JupyterHub.spawner_class = SdeSpawner
     c.JupyterHub.shutdown_on_logout = True
-    c.JupyterHub.cleanup_servers = True
+    c.JupyterHub.cleanup_servers = not keep_sessions
     c.ConfigurableHTTPProxy.command = list(proxy_cmd)
     c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{proxy_api_port or port + 1}"
     c.ConfigurableHTTPProxy.pid_file = str(folder / "jupyterhub-proxy.pid")
@@ -243,6 +247,7 @@ def write_config_file(
     guard_interval: float = 10.0,
     spawner: str = "local",
     pod_api_url: str = "",
+    keep_sessions: bool = False,
 ) -> Path:
     """Write ``<home>/hub/jupyterhub_config.py`` (0600) that loads :func:`hub_config`;
     checked by building the configuration once first."""
@@ -256,6 +261,7 @@ def write_config_file(
         "guard_interval": guard_interval,
         "spawner": spawner,
         "pod_api_url": pod_api_url,
+        "keep_sessions": keep_sessions,
     }
     # Built once here, so a bad setting fails now rather than inside the hub.
     hub_config(
@@ -269,6 +275,7 @@ def write_config_file(
         guard_interval=guard_interval,
         spawner=spawner,
         pod_api_url=pod_api_url,
+        keep_sessions=keep_sessions,
     )
     path = home.root / HUB_DIR / CONFIG_FILE
     text = (

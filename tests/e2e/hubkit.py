@@ -83,9 +83,11 @@ def running_hub(
     command: Callable[[int], list[str]] | None = None,
     host: str = "127.0.0.1",
     port: int | None = None,
+    leave_sessions: bool = False,
 ) -> Iterator[str]:
     """``sde serve`` (or ``command(port)``) on free ports until the block ends; yields the
-    hub's URL (``http://<host>:<port>``)."""
+    hub's URL (``http://<host>:<port>``). ``leave_sessions``: single-user servers the hub
+    left running are not killed after it (a test that restarts the hub kills them)."""
     if not PROXY.exists():
         pytest.fail(f"{PROXY} is missing: run SDE_SETUP_HUB=1 bash scripts/setup.sh")
     port = port or hub_ports()
@@ -138,7 +140,7 @@ def running_hub(
         finally:
             log.close()
             # Left behind only if the hub died without cleaning up: its servers and services.
-            for pid in [*sessions(home), *services(home)]:
+            for pid in [*([] if leave_sessions else sessions(home)), *services(home)]:
                 with suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
 

@@ -1,0 +1,67 @@
+"""A restart of ``sde serve``: by default it ends every session; with ``--keep-sessions``
+the real JupyterHub leaves the servers running when it stops, and the next hub on the
+same home (same database, same cookie secret) takes them back, routes included, so a
+researcher's lab answers through the new proxy with the same browser session. The chart's
+``secrets.keys.hubDatabaseUrl`` relies on this same JupyterHub behaviour with KubeSpawner
+(not runnable here: no pods)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from contextlib import suppress
+from pathlib import Path
+
+import pytest
+
+from sde.services.home import Home, init_home
+from sde.services.wiring import control_plane, policy_engine
+from tests.e2e.hubkit import hub_ports, running_hub, sessions, sign_in, spawn, wait_for_lab
+from tests.factories import airlock_project
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Home:
+    home = init_home(tmp_path / "h")
+    with control_plane(home) as store:
+        airlock_project(store, policy_engine(home))
+    return home
+
+
+def _kill_sessions(home: Home) -> None:
+    for pid in sessions(home):
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("keep", [False, True], ids=["default", "keep-sessions"])
+def test_a_workspace_outlives_a_restart_of_the_hub_only_when_asked(
+    home: Home, tmp_path: Path, keep: bool
+) -> None:
+    port = hub_ports()
+    extra = ["--keep-sessions"] if keep else []
+    tokens: list[str] = []
+    try:
+        with running_hub(
+            home, tmp_path / "first.log", *extra, port=port, leave_sessions=True
+        ) as url:
+            alice = sign_in(url, home, "alice", tokens)
+            assert spawn(alice, url, "alice", "diabetes").status_code == 302
+            wait_for_lab(alice, url, "alice")
+            running = set(sessions(home))
+            assert len(running) == 1
+        if not keep:
+            # The hub stopped her server on its way down.
+            assert sessions(home) == {}
+            return
+        assert set(sessions(home)) == running  # the hub is gone, her server is not
+        with running_hub(home, tmp_path / "second.log", *extra, port=port) as url:
+            # The same browser session, through the new hub's proxy, to the same server.
+            status = alice.get(f"{url}/user/alice/api/status", timeout=10)
+            assert status.status_code == 200, status.status_code
+            assert "started" in status.json()
+            assert set(sessions(home)) == running  # taken back, not started again
+    finally:
+        _kill_sessions(home)
