@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from sde.adapters.sql import ControlPlane
@@ -16,6 +17,7 @@ from sde.domain.policy import PolicyEngine
 from sde.domain.projects import Project, make_dataset_request
 from sde.errors import NotFound
 from sde.services.governance import GovernanceService, GovernanceSettings
+from sde.services.home import Home
 from sde.services.projects import NewProject, ProjectService
 
 BOARD = (("board-lay", "lay"), ("board-clin", "clinical"), ("board-dpo", "data_protection"))
@@ -75,6 +77,17 @@ def approve_through_board(
     for person_id, _ in BOARD:
         governance.vote(project_id, person_id, "approve", "sound and in the public interest")
     return governance.decide(project_id, decided_by)
+
+
+def airlock_home(root: Path) -> Home:
+    """A new home at ``root`` with :func:`airlock_project`'s cast and project."""
+    from sde.services.home import init_home
+    from sde.services.wiring import control_plane, policy_engine
+
+    home = init_home(root)
+    with control_plane(home) as store:
+        airlock_project(store, policy_engine(home))
+    return home
 
 
 def airlock_project(

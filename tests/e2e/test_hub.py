@@ -14,8 +14,8 @@ import pytest
 import requests
 
 from sde.hub.lab import DISABLED_LAB_PLUGINS
-from sde.services.home import Home, init_home
-from sde.services.wiring import control_plane, policy_engine
+from sde.services.home import Home
+from sde.services.wiring import control_plane
 from sde.web.auth import WebAuth
 from tests.e2e.hubkit import (
     api_token,
@@ -26,7 +26,7 @@ from tests.e2e.hubkit import (
     spawn,
     wait_for_lab,
 )
-from tests.factories import airlock_project
+from tests.factories import airlock_home
 
 pytestmark = [pytest.mark.e2e, pytest.mark.sql, pytest.mark.policy, pytest.mark.slow]
 
@@ -35,10 +35,7 @@ SDE = [sys.executable, "-c", "from sde.cli import main; main()"]
 
 @pytest.fixture
 def home(tmp_path: Path) -> Home:
-    home = init_home(tmp_path / "h")
-    with control_plane(home) as store:
-        airlock_project(store, policy_engine(home))
-    return home
+    return airlock_home(tmp_path / "h")
 
 
 @pytest.fixture

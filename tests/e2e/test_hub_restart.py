@@ -14,20 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from sde.services.home import Home, init_home
-from sde.services.wiring import control_plane, policy_engine
+from sde.services.home import Home
 from tests.e2e.hubkit import hub_ports, running_hub, sessions, sign_in, spawn, wait_for_lab
-from tests.factories import airlock_project
+from tests.factories import airlock_home
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 @pytest.fixture
 def home(tmp_path: Path) -> Home:
-    home = init_home(tmp_path / "h")
-    with control_plane(home) as store:
-        airlock_project(store, policy_engine(home))
-    return home
+    return airlock_home(tmp_path / "h")
 
 
 def _kill_sessions(home: Home) -> None:

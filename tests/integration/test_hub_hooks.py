@@ -17,21 +17,18 @@ from sde.domain.projects import ProjectStatus
 from sde.domain.workspace_tokens import token_key, verify
 from sde.hub.auth import SdeAuthenticator
 from sde.hub.spawner import SdeSpawner, pre_spawn_hook, project_from_form, render_choices
-from sde.services.home import Home, init_home
-from sde.services.wiring import control_plane, policy_engine
+from sde.services.home import Home
+from sde.services.wiring import control_plane
 from sde.services.workspaces import ProjectChoice
 from sde.web.auth import WebAuth
-from tests.factories import airlock_project
+from tests.factories import airlock_home
 
 pytestmark = [pytest.mark.sql, pytest.mark.policy]
 
 
 @pytest.fixture
 def home(tmp_path: Path) -> Home:
-    home = init_home(tmp_path / "h")
-    with control_plane(home) as store:
-        airlock_project(store, policy_engine(home))
-    return home
+    return airlock_home(tmp_path / "h")
 
 
 def _now() -> dt.datetime:

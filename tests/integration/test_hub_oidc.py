@@ -18,9 +18,9 @@ from sde.errors import ConfigError
 from sde.hub.config import hub_config
 from sde.hub.oidc import SECRET_ENV, HubAuthSettings, SdeOIDCAuthenticator
 from sde.services.governance import GovernanceService, GovernanceSettings
-from sde.services.home import Home, init_home, open_home
+from sde.services.home import Home, open_home
 from sde.services.wiring import control_plane, policy_engine
-from tests.factories import airlock_project
+from tests.factories import airlock_home
 
 pytestmark = [pytest.mark.sql, pytest.mark.policy]
 
@@ -34,10 +34,7 @@ PROVIDER = {
 
 @pytest.fixture
 def home(tmp_path: Path) -> Home:
-    home = init_home(tmp_path / "h")
-    with control_plane(home) as store:
-        airlock_project(store, policy_engine(home))
-    return home
+    return airlock_home(tmp_path / "h")
 
 
 def _with_hub_section(home: Home, section: dict[str, Any]) -> Home:
