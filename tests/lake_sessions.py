@@ -58,6 +58,29 @@ def assert_extract_on_the_store(home: Home, root: str, project: str) -> RemoteTa
     return location
 
 
+def exercise_zone_files(zone: delta.Location, *, make_folder: bool = True) -> None:
+    """What sde does with a zone's files, on an empty ``zone``: nothing there, a manifest
+    written, replaced and read back, two tables appended; folders and tables listed.
+    ``make_folder=False`` for a store whose folders are only prefixes (GCS)."""
+    import pyarrow as pa
+
+    assert not lake_files.exists(zone)
+    assert lake_files.folders(zone) == []
+    assert lake_files.list_tables(zone) == []
+    if make_folder:
+        lake_files.make_folder(zone / "extract")
+    with pytest.raises(FileNotFoundError):
+        lake_files.read_bytes(zone / "extract" / "manifest.json")
+    lake_files.write_bytes(zone / "extract" / "manifest.json", b'{"v": 1}')
+    lake_files.write_bytes(zone / "extract" / "manifest.json", b'{"v": 2}')
+    assert lake_files.read_bytes(zone / "extract" / "manifest.json") == b'{"v": 2}'
+    assert lake_files.exists(zone / "extract" / "manifest.json")
+    delta.append(zone / "patients", pa.table({"pid": ["a"]}))
+    delta.append(zone / "events", pa.table({"pid": ["a"]}))
+    assert lake_files.folders(zone) == ["events", "extract", "patients"]
+    assert lake_files.list_tables(zone) == ["events", "patients"]  # extract/ is no table
+
+
 def patient_in_extract(home: Home, project: str) -> str:
     """The NHS number of a patient in the sources whose project pseudonym is in
     ``project``'s extract of ``patients``."""

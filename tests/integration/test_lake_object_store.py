@@ -45,6 +45,7 @@ from tests.lake_sessions import (
     assert_zones_on_the_store,
     count_as_a_pod,
     count_with_the_home,
+    exercise_zone_files,
     history_of_an_extracted_patient,
 )
 from tests.objstore import S3Server, s3_server
@@ -385,22 +386,7 @@ def zone(request: pytest.FixtureRequest, world: World, tmp_path: Path) -> delta.
 
 
 def test_zone_files_on_a_folder_and_on_the_store(zone: delta.Location) -> None:
-    import pyarrow as pa
-
-    assert not lake_files.exists(zone)
-    assert lake_files.folders(zone) == []
-    assert lake_files.list_tables(zone) == []
-    lake_files.make_folder(zone / "extract")
-    with pytest.raises(FileNotFoundError):
-        lake_files.read_bytes(zone / "extract" / "manifest.json")
-    lake_files.write_bytes(zone / "extract" / "manifest.json", b'{"v": 1}')
-    lake_files.write_bytes(zone / "extract" / "manifest.json", b'{"v": 2}')
-    assert lake_files.read_bytes(zone / "extract" / "manifest.json") == b'{"v": 2}'
-    assert lake_files.exists(zone / "extract" / "manifest.json")
-    delta.append(zone / "patients", pa.table({"pid": ["a"]}))
-    delta.append(zone / "events", pa.table({"pid": ["a"]}))
-    assert lake_files.folders(zone) == ["events", "extract", "patients"]
-    assert lake_files.list_tables(zone) == ["events", "patients"]  # extract/ is no table
+    exercise_zone_files(zone)
     if isinstance(zone, Path):  # written whole: no temporary file left beside it
         assert sorted(p.name for p in (zone / "extract").iterdir()) == ["manifest.json"]
 
